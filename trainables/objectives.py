@@ -1,0 +1,166 @@
+"""Registry of tuning objectives and the one-pass evaluation that feeds them.
+
+Each trial reports the same metric dict whatever it optimises, so schedulers,
+searchers and MLflow see every objective's key; the objective only decides
+which key is optimised and how the operating threshold is chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainables import metrics
+
+__all__ = ["OBJECTIVES", "THRESHOLD_RULES", "Objective", "ObjectiveSettings", "evaluate",
+           "get_objective"]
+
+THRESHOLD_RULES = ("fixed", "f1", "fpr_budget", "recall_floor", "cost")
+
+#: Metric names may carry this prefix (``val_aucpr``) as reported by trainables.
+_PREFIX = "val_"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric to tune and how its operating threshold is picked.
+
+    Attributes:
+        name: Key in :data:`OBJECTIVES` and in the dict :func:`evaluate` returns.
+        mode: ``"max"`` or ``"min"``.
+        threshold_rule: One of :data:`THRESHOLD_RULES`.
+        description: One line for ``tuning list`` and docs.
+    """
+
+    name: str
+    mode: str
+    threshold_rule: str
+    description: str
+
+
+OBJECTIVES: dict[str, Objective] = {
+    o.name: o
+    for o in (
+        Objective("aucpr", "max", "fixed", "Area under the precision-recall curve (average precision)."),
+        Objective("roc_auc", "max", "fixed", "Area under the ROC curve."),
+        Objective("logloss", "min", "fixed", "Mean binary cross-entropy of the probabilities."),
+        Objective("f1", "max", "f1", "F1 at the F1-optimal threshold."),
+        Objective("recall_at_fpr", "max", "fpr_budget",
+                  "Recall at the lowest threshold whose FPR stays within max_fpr."),
+        Objective("precision_at_recall", "max", "recall_floor",
+                  "Best precision among thresholds with recall >= min_recall."),
+        Objective("cost", "min", "cost",
+                  "Minimum cost per transaction: missed frauds (fn_cost or amount) plus "
+                  "fp_cost per false alert."),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ObjectiveSettings:
+    """Settings of the spec's ``objective:`` section besides the metric name.
+
+    Attributes:
+        max_fpr: FPR budget for ``recall_at_fpr``.
+        min_recall: Recall floor for ``precision_at_recall``.
+        fn_cost: Cost of a missed fraud when no per-row amounts are given.
+        fp_cost: Cost of one false alert.
+        threshold: Operating threshold for objectives with the ``fixed`` rule;
+            None means 0.5.
+    """
+
+    max_fpr: float = 0.001
+    min_recall: float = 0.8
+    fn_cost: float = 100.0
+    fp_cost: float = 1.0
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("max_fpr", self.max_fpr, 0.0 <= self.max_fpr <= 1.0, "in [0, 1]"),
+            ("min_recall", self.min_recall, 0.0 <= self.min_recall <= 1.0, "in [0, 1]"),
+            ("fn_cost", self.fn_cost, self.fn_cost >= 0.0, ">= 0"),
+            ("fp_cost", self.fp_cost, self.fp_cost >= 0.0, ">= 0"),
+        )
+        for name, value, ok, allowed in checks:
+            if not ok:  # also catches nan, which fails every comparison
+                raise ValueError(f"objective.{name} must be {allowed}, got {value}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"objective.threshold must be in [0, 1] or null, got {self.threshold}")
+
+
+def get_objective(name: str) -> Objective:
+    """Look up an objective by name; a ``val_`` prefix is accepted.
+
+    Raises:
+        ValueError: For an unknown name; the message lists the valid ones.
+    """
+    key = name[len(_PREFIX):] if name.startswith(_PREFIX) else name
+    try:
+        return OBJECTIVES[key]
+    except KeyError:
+        valid = ", ".join(sorted(OBJECTIVES))
+        raise ValueError(
+            f"unknown objective {name!r}; valid objectives: {valid} "
+            f"(optionally prefixed with {_PREFIX!r})"
+        ) from None
+
+
+def _choose_threshold(curve: metrics.ThresholdCurve, rule: str, settings: ObjectiveSettings,
+                      amounts: np.ndarray | None) -> float:
+    """Operating threshold for ``rule``, read off the already sorted curve."""
+    if rule == "fixed":
+        return 0.5 if settings.threshold is None else settings.threshold
+    if rule == "f1":
+        return curve.best_f1()[1]
+    if rule == "fpr_budget":
+        return curve.recall_at_fpr(settings.max_fpr)[1]
+    if rule == "recall_floor":
+        return curve.precision_at_recall(settings.min_recall)[1]
+    if rule == "cost":
+        return curve.min_cost(settings.fn_cost, settings.fp_cost, amounts)[1]
+    raise ValueError(f"unknown threshold rule {rule!r}; valid rules: {', '.join(THRESHOLD_RULES)}")
+
+
+def evaluate(y_true: np.ndarray, scores: np.ndarray, objective: str,
+             settings: ObjectiveSettings, amounts: np.ndarray | None = None,
+             threshold: float | None = None) -> dict[str, float]:
+    """Every objective's metric from one sort of the scores.
+
+    Args:
+        y_true: 0/1 validation labels.
+        scores: Predicted fraud probabilities.
+        objective: Objective name (``val_`` prefix allowed); picks the threshold rule.
+        settings: FPR budget, recall floor, costs and fixed threshold.
+        amounts: Optional per-row amounts; a missed fraud then costs its amount.
+        threshold: Use this operating threshold instead of the objective's rule
+            (e.g. one chosen on another split).
+
+    Returns:
+        Python floats under the keys ``aucpr``, ``roc_auc``, ``logloss``, ``f1``,
+        ``precision``, ``recall``, ``fpr``, ``threshold``, ``recall_at_fpr``,
+        ``precision_at_recall`` and ``cost``. ``precision`` ... ``fpr`` and
+        ``cost`` are measured at the chosen threshold; ``recall_at_fpr`` and
+        ``precision_at_recall`` use their own thresholds from ``settings``.
+        Undefined values (e.g. ROC AUC with one class) are nan.
+    """
+    rule = get_objective(objective).threshold_rule
+    curve = metrics.threshold_curve(y_true, scores)
+    if threshold is None:
+        threshold = _choose_threshold(curve, rule, settings, amounts)
+    conf = curve.confusion_at(threshold)
+    return {
+        "aucpr": curve.average_precision(),
+        "roc_auc": curve.roc_auc(),
+        "logloss": metrics.log_loss(y_true, scores),
+        "f1": float(conf.f1),
+        "precision": float(conf.precision),
+        "recall": float(conf.recall),
+        "fpr": float(conf.fpr),
+        "threshold": float(threshold),
+        "recall_at_fpr": curve.recall_at_fpr(settings.max_fpr)[0],
+        "precision_at_recall": curve.precision_at_recall(settings.min_recall)[0],
+        "cost": curve.cost_at(threshold, settings.fn_cost, settings.fp_cost, amounts),
+    }
+

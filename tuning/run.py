@@ -1,0 +1,335 @@
+"""The run loop: spec -> data -> Ray Tune job -> MLflow runs -> final verdict.
+
+Everything that can reject the job (spec, data, Ray address, tracking store, GPU
+request) is checked before the MLflow parent run is created, so bad input leaves
+nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuning.config import Spec, parse_spec
+
+logger = logging.getLogger(__name__)
+
+
+
+class JobError(RuntimeError):
+    """A job that cannot start or continue; the message is one line."""
+
+
+@dataclass
+class TrialSummary:
+    trial_id: str
+    status: str  # FINISHED | KILLED (stopped early) | FAILED
+    config: dict[str, Any]
+    best_value: float | None
+    best_round: int | None
+    rounds: int
+    threshold: float | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class JobResult:
+    name: str
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    experiment_dir: str
+    metric: str
+    mode: str
+    wall_s: float
+    trials: list[TrialSummary]
+    best: TrialSummary | None
+    test_metrics: dict[str, float]
+    unlogged_records: int
+    mlflow_ms_per_result: float
+
+    def count(self, status: str) -> int:
+        return sum(t.status == status for t in self.trials)
+
+
+# ------------------------------------------------------------------ inputs
+def load_data(spec: Spec) -> Any:
+    """Load and split the job's data on the driver (once)."""
+    from trainables.data import load_dataset
+
+    kwargs = spec.data.model_dump()
+    return load_dataset(**kwargs, amount_column=spec.objective.amount_column)
+
+
+def check_tracking(uri: str) -> None:
+    """Fail fast, before any trial, when the tracking store cannot be reached."""
+    from mlflow.tracking import MlflowClient
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - any failure means unreachable
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise JobError(f"tracking URI {uri}: cannot reach the MLflow store ({first[:200]})") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def connect_ray(address: str | None) -> bool:
+    """Start a local Ray or connect to ``address``; True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, include_dashboard=False if address is None else None,
+                 log_to_driver=True, logging_level=logging.WARNING)
+    except Exception as err:  # noqa: BLE001 - connection errors come in many types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise JobError(f"--address {address}: cannot connect to a Ray cluster ({first[:200]})") from None
+    return True
+
+
+def check_resources(spec: Spec) -> None:
+    """Reject a per-trial request the cluster can never satisfy."""
+    import ray
+
+    total = ray.cluster_resources()
+    if spec.resources.gpu > 0 and total.get("GPU", 0) <= 0:
+        raise JobError(f"resources.gpu: {spec.resources.gpu} GPU per trial requested, "
+                       "but the Ray cluster has no GPU")
+    per_node_cpu = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]),
+                       default=0)
+    if spec.resources.cpu > per_node_cpu:
+        raise JobError(f"resources.cpu: {spec.resources.cpu} CPUs per trial requested, but the "
+                       f"largest Ray node has {per_node_cpu:g}")
+
+
+def default_concurrency(spec: Spec) -> int:
+    """Trials that fit side by side on the cluster, unless the spec caps it."""
+    import ray
+
+    if spec.budget.max_concurrent:
+        return spec.budget.max_concurrent
+    total = ray.cluster_resources()
+    fit = int(total.get("CPU", 1) // spec.resources.cpu)
+    if spec.resources.gpu > 0:
+        fit = min(fit, int(total.get("GPU", 0) // spec.resources.gpu))
+    return max(1, fit)
+
+
+# ------------------------------------------------------------------ tuner
+def train_settings(spec: Spec) -> Any:
+    from trainables.objectives import ObjectiveSettings
+    from trainables.xgboost_fraud import TrainSettings
+
+    obj = spec.objective
+    return TrainSettings(
+        num_boost_round=spec.training.num_boost_round,
+        report_every=spec.training.report_every,
+        checkpoint_every=spec.training.checkpoint_every,
+        max_bin=spec.training.max_bin,
+        objective=obj.metric,
+        objective_settings=ObjectiveSettings(
+            max_fpr=obj.max_fpr, min_recall=obj.min_recall, fn_cost=obj.fn_cost,
+            fp_cost=obj.fp_cost, threshold=obj.threshold,
+        ),
+        fixed_params=dict(spec.training.params),
+        seed=spec.data.seed,
+        fail_at_round=spec.training.fail_at_round,
+    )
+
+
+def trainable_with_data(spec: Spec, data: Any) -> Any:
+    from ray import tune
+
+    from trainables.registry import get_trainable
+
+    trainable = tune.with_parameters(get_trainable(spec.trainable), data=data,
+                                     settings=train_settings(spec))
+    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list) -> Any:
+    from ray import tune
+
+    from tuning.schedulers import build_scheduler
+    from tuning.search import build_searcher
+    from tuning.space import grid_size, param_space
+    from tuning.state import SchedulerStateCallback
+
+    num_samples = spec.budget.num_samples
+    if spec.search.algorithm == "grid":
+        logger.info("grid search visits %d configurations (budget.num_samples is not used)",
+                    grid_size(spec))
+        num_samples = 1
+    scheduler = build_scheduler(spec)
+    tune_config = tune.TuneConfig(
+        metric=spec.objective.result_key,
+        mode=spec.objective.resolved_mode,
+        search_alg=build_searcher(spec),
+        scheduler=scheduler,
+        num_samples=num_samples,
+        max_concurrent_trials=default_concurrency(spec),
+        time_budget_s=spec.budget.time_budget_s,
+        # A function trainable reused across trials keeps its worker process, so
+        # imports and the per-process DMatrix cache are paid once per worker.
+        reuse_actors=True,
+    )
+    run_config = tune.RunConfig(
+        name=experiment_dir.name,
+        storage_path=str(experiment_dir.parent),
+        callbacks=[*callbacks, SchedulerStateCallback(scheduler)],
+        failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+        # Tune forces an experiment snapshot whenever a trial has saved num_to_keep
+        # checkpoints since the last one: keep it above the usual checkpoints per trial.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
+        verbose=0,
+    )
+    return tune.Tuner(trainable_with_data(spec, data), param_space=param_space(spec),
+                      tune_config=tune_config, run_config=run_config)
+
+
+# ------------------------------------------------------------------- jobs
+def run_job(spec: Spec, address: str | None = None, progress: bool = True) -> JobResult:
+    """Run a whole tuning job and return its outcome."""
+    from mlflow.tracking import MlflowClient
+
+    from tuning.parent import start_parent_run
+    from tuning.state import write_job_state
+
+    data = load_data(spec)
+    uri = spec.tracking_uri()
+    check_tracking(uri)
+    connect_ray(address)
+    check_resources(spec)
+    experiment_dir = new_experiment_dir(spec)
+    client = MlflowClient(uri)
+    experiment_id, parent_run_id = start_parent_run(client, spec, data.fingerprint,
+                                                    str(experiment_dir))
+    write_job_state(experiment_dir, spec=spec.model_dump(mode="json"), tracking_uri=uri,
+                    experiment_id=experiment_id, parent_run_id=parent_run_id, status="RUNNING")
+    tracker, callbacks = _callbacks(spec, uri, experiment_id, parent_run_id, progress)
+    tuner = build_tuner(spec, data, experiment_dir, callbacks)
+    return _fit_and_finish(spec, data, tuner, tracker, client, experiment_dir,
+                           experiment_id, parent_run_id, uri)
+
+
+def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str | None = None,
+               address: str | None = None, progress: bool = True) -> JobResult:
+    """Finish a job whose driver died: same parent run, same child runs, no re-runs."""
+    from mlflow.tracking import MlflowClient
+    from ray import tune
+
+    from tuning.config import DEFAULT_STORAGE
+    from tuning.state import find_experiment_dir, read_job_state, write_job_state
+
+    try:
+        experiment_dir = find_experiment_dir(name_or_path, storage or DEFAULT_STORAGE)
+    except FileNotFoundError as err:
+        raise JobError(str(err)) from None
+    state = read_job_state(experiment_dir)
+    spec = parse_spec(state["spec"], source=str(experiment_dir / "tuning_state.json"))
+    uri = tracking_uri or state["tracking_uri"]
+    data = load_data(spec)
+    check_tracking(uri)
+    connect_ray(address)
+    client = MlflowClient(uri)
+    parent_run_id = state["parent_run_id"]
+    client.update_run(parent_run_id, status="RUNNING")
+    write_job_state(experiment_dir, **{**state, "tracking_uri": uri, "status": "RUNNING"})
+    tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable_with_data(spec, data),
+                               resume_unfinished=True, resume_errored=False)
+    tracker = _restored_tracker(tuner, uri)
+    return _fit_and_finish(spec, data, tuner, tracker, client, experiment_dir,
+                           state["experiment_id"], parent_run_id, uri)
+
+
+def new_experiment_dir(spec: Spec) -> Path:
+    """A fresh folder per job run, so two runs of one spec never mix their state."""
+    root = Path(spec.storage.path).expanduser().resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{spec.name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{spec.name}-{stamp}-{n}"
+    return path
+
+
+def _callbacks(spec: Spec, uri: str, experiment_id: str, parent_run_id: str,
+               progress: bool) -> tuple[Any, list]:
+    from tuning.progress import ProgressCallback
+    from tuning.tracking import MlflowTrackingCallback
+
+    tracker = MlflowTrackingCallback(uri, experiment_id, parent_run_id, spec.name)
+    callbacks: list = [tracker]
+    if progress:
+        callbacks.append(ProgressCallback(spec.budget.num_samples, spec.objective.result_key,
+                                          spec.objective.resolved_mode))
+    return tracker, callbacks
+
+
+def _restored_tracker(tuner: Any, uri: str) -> Any:
+    """The tracking callback unpickled with the Tuner, pointed at the current store."""
+    from tuning.tracking import MlflowTrackingCallback
+
+    run_config = tuner._local_tuner.get_run_config()
+    for callback in run_config.callbacks or []:
+        if isinstance(callback, MlflowTrackingCallback):
+            callback.tracking_uri = uri
+            return callback
+    raise JobError("the restored job has no MLflow tracking callback")
+
+
+def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, client: Any,
+                    experiment_dir: Path, experiment_id: str, parent_run_id: str,
+                    uri: str) -> JobResult:
+    from tuning.final import evaluate_best, log_model, pick_best, summarise
+    from tuning.parent import log_outcome
+    from tuning.state import read_job_state, write_job_state
+
+    started = time.monotonic()
+    try:
+        results = tuner.fit()
+    except BaseException:
+        unwritten = tracker.close(timeout=30)
+        client.set_terminated(parent_run_id, "FAILED")
+        if unwritten:
+            logger.error("%d MLflow records were not written", unwritten)
+        raise
+    wall = time.monotonic() - started
+    unwritten = tracker.close(timeout=120)
+    trials = summarise(results, spec)
+    mode = spec.objective.resolved_mode
+    best = pick_best(trials, mode)
+    test_metrics: dict[str, float] = {}
+    if best is not None:
+        booster, test_metrics = evaluate_best(spec, data, best)
+        if spec.tracking.log_model:
+            log_model(uri, parent_run_id, booster, data, best.threshold)
+    counts = {s.lower(): sum(t.status == s for t in trials) for s in ("FINISHED", "KILLED", "FAILED")}
+    counts["total"] = len(trials)
+    log_outcome(client, parent_run_id, best, test_metrics, counts,
+                stop_reason="time budget" if spec.budget.time_budget_s and
+                len(trials) < spec.budget.num_samples else "all trials done")
+    client.set_terminated(parent_run_id, "FINISHED")
+    write_job_state(experiment_dir, **{**read_job_state(experiment_dir), "status": "FINISHED"})
+    per_result = tracker.driver_seconds * 1000 / max(tracker.results_seen, 1)
+    return JobResult(
+        name=spec.name, parent_run_id=parent_run_id, experiment_id=experiment_id,
+        tracking_uri=uri, experiment_dir=str(experiment_dir),
+        metric=spec.objective.result_key, mode=mode, wall_s=wall, trials=trials, best=best,
+        test_metrics=test_metrics, unlogged_records=unwritten, mlflow_ms_per_result=per_result,
+    )
