@@ -222,10 +222,14 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataF
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise DataError(f"unknown data format {fmt!r} for {p}; valid: {list(FORMATS)}")
-    if not p.is_file():
+    # A URI (s3://, gs://, file://...) goes to pandas unchanged: fsspec reads it, and
+    # Path() would collapse its "//".
+    uri = "://" in str(path)
+    source: Any = str(path) if uri else p
+    if not uri and not p.is_file():
         raise DataError(f"data file {p} {'is not a file' if p.exists() else 'does not exist'}")
     try:
-        frame = pd.read_csv(p) if fmt == "csv" else pd.read_parquet(p)
+        frame = pd.read_csv(source) if fmt == "csv" else pd.read_parquet(source)
     except pd.errors.EmptyDataError:
         raise DataError(f"data file {p} is empty") from None
     # Readers raise many types (pyarrow, parser, unicode, OS errors); all mean "unreadable".

@@ -21,6 +21,7 @@ import numpy as np
 import xgboost as xgb
 
 from trainables.data import Dataset
+from trainables.data_ref import DataRef, materialise
 from trainables.objectives import ObjectiveSettings, evaluate
 
 logger = logging.getLogger(__name__)
@@ -102,14 +103,23 @@ def xgb_params(
     return params
 
 
+# CPU-only test rigs declare logical GPUs (``num_gpus`` on a Ray node) to check
+# placement; with this set to 1 a trial holding a GPU share still trains on the CPU.
+FORCE_CPU_ENV = "TUNING_FORCE_CPU"
+
+
 def trial_resources() -> tuple[int, str]:
-    """(nthread, device) from the resources Ray gave this trial."""
+    """(nthread, device) from the resources Ray gave this trial.
+
+    A trial with a GPU share trains with ``device="cuda"`` (XGBoost uses the GPU that
+    Ray put in ``CUDA_VISIBLE_DEVICES``), unless ``TUNING_FORCE_CPU=1``.
+    """
     from ray import tune
 
     required = tune.get_context().get_trial_resources().required_resources
     nthread = max(1, int(required.get("CPU", 1)))
-    device = "cuda" if required.get("GPU", 0) > 0 else "cpu"
-    return nthread, device
+    gpu = required.get("GPU", 0) > 0 and os.environ.get(FORCE_CPU_ENV) != "1"
+    return nthread, "cuda" if gpu else "cpu"
 
 
 # -------------------------------------------------------------- reporting
@@ -151,7 +161,8 @@ class _Reporter(xgb.callback.TrainingCallback):
         )
         result: dict[str, Any] = {f"val_{k}": v for k, v in metrics.items()}
         result.update(rounds=rounds, training_done=rounds >= self.total,
-                      train_time_s=train_s, node_id=self.node_id)
+                      train_time_s=train_s, node_id=self.node_id,
+                      cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
         self.reports += 1
         if self.reports % self.settings.checkpoint_every and rounds < self.total:
             tune.report(result)
@@ -183,12 +194,14 @@ def _restore_booster() -> xgb.Booster | None:
 
 
 # --------------------------------------------------------------- trainable
-def train_xgboost_fraud(config: dict[str, Any], data: Dataset, settings: TrainSettings) -> None:
+def train_xgboost_fraud(config: dict[str, Any], data: Dataset | DataRef,
+                        settings: TrainSettings) -> None:
     """Ray Tune function trainable: train, report every k rounds, checkpoint the booster.
 
     Args:
         config: the trial's hyperparameters (XGBoost names, plus ``num_boost_round``).
-        data: the train/validation/test splits, shared through the object store.
+        data: the train/validation/test splits, shared through the object store, or a
+            :class:`~trainables.data_ref.DataRef` that each worker process loads once.
         settings: fixed training settings of the job.
     """
     from ray import tune
@@ -196,6 +209,8 @@ def train_xgboost_fraud(config: dict[str, Any], data: Dataset, settings: TrainSe
     # Tune logs every checkpoint at INFO on the worker; that floods the driver console.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    # A DataRef (data.ship: path) is read here, once per worker process.
+    data = materialise(data)
     nthread, device = trial_resources()
     dtrain, dval = matrices(data, int(config.get("max_bin", settings.max_bin)), device)
     params = xgb_params(config, settings, data, nthread, device)

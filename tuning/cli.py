@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 from typing import Any, Sequence
 
 logger = logging.getLogger("tuning")
+
+# Further subcommands live in their own modules; each has ``register(subparsers)``,
+# which adds its parser and sets ``func`` (a handler taking the args, returning the
+# exit code). Handlers raise SpecError / DataError / JobError for one-line errors.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -48,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("spec")
 
     sub.add_parser("list", help="list searchers, schedulers, trainables and objectives")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -187,8 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     _configure_logging(args.debug)
+    handler = getattr(args, "func", None) or COMMANDS[args.command]
     try:
-        return COMMANDS[args.command](args)
+        return handler(args)
     except (SpecError, DataError) as err:
         if args.debug:
             raise

@@ -10,10 +10,22 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE = "tuning_runs"
@@ -46,6 +58,18 @@ class DataSpec(_Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     min_positives: int = Field(10, ge=1)
+    # How trials get the data: through Ray's object store (read once on the driver)
+    # or by reading ``path`` on each worker node (synthetic data is regenerated there
+    # from its seed). ``auto`` uses the object store below ``ship_max_mb`` in memory.
+    ship: Literal["auto", "object_store", "path"] = "auto"
+    ship_max_mb: float = Field(256, gt=0)
+
+    # Keys that choose how data reaches the trials, not what the data is.
+    SHIPPING_KEYS: ClassVar[frozenset[str]] = frozenset({"ship", "ship_max_mb"})
+
+    def loader_kwargs(self) -> dict[str, Any]:
+        """Arguments of ``trainables.data.load_dataset`` (the shipping keys left out)."""
+        return self.model_dump(exclude=set(self.SHIPPING_KEYS))
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +176,41 @@ class ChoiceParam(_Section):
 ParamSpec = Annotated[
     Union[UniformParam, LogUniformParam, RandIntParam, ChoiceParam], Field(discriminator="type")
 ]
+Constant = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
+_PARAM = TypeAdapter(ParamSpec)
+PARAM_TYPES = ("uniform", "loguniform", "randint", "lograndint", "choice", "grid")
+
+
+def _nested(path: str, message: str) -> ValueError:
+    """An error inside a nested entry; ``_format_error`` folds ``path`` into the YAML path."""
+    return ValueError(f"@{path}@ {message}")
+
+
+def validate_search_space(value: Any) -> dict[str, Any]:
+    """Validate each entry on its own so errors name ``search_space.NAME.FIELD``."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of parameter names to ranges, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    for name, entry in value.items():
+        if isinstance(entry, dict):
+            if entry.get("type") not in PARAM_TYPES:
+                raise _nested(f"{name}.type", f"must be one of {', '.join(PARAM_TYPES)} "
+                              f"(got {entry.get('type')!r})")
+            try:
+                out[name] = _PARAM.validate_python(entry)
+            except ValidationError as err:
+                first = err.errors()[0]
+                loc = ".".join(str(p) for p in first["loc"][1:])
+                where = f"{name}.{loc}" if loc else name
+                msg = first["msg"].removeprefix("Value error, ")
+                got = first.get("input")
+                shown = "" if isinstance(got, dict) else f" (got {got!r})"
+                raise _nested(where, f"{msg}{shown}") from None
+        elif isinstance(entry, (bool, int, float, str)):
+            out[name] = entry
+        else:
+            raise _nested(name, "must be a range mapping with a 'type', or a constant value")
+    return out
 
 
 # ------------------------------------------------------ search & schedule
@@ -247,7 +306,7 @@ class Spec(_Section):
     data: DataSpec = DataSpec()
     trainable: str = "xgboost_fraud"
     objective: ObjectiveSpec = ObjectiveSpec()
-    search_space: dict[str, ParamSpec | float | int | str | bool] = Field(min_length=1)
+    search_space: dict[str, Union[ParamSpec, Constant]] = Field(min_length=1)
     search: SearchSpec = SearchSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     training: TrainingSpec = TrainingSpec()
@@ -255,6 +314,11 @@ class Spec(_Section):
     resources: ResourcesSpec = ResourcesSpec()
     tracking: TrackingSpec = TrackingSpec()
     storage: StorageSpec = StorageSpec()
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _search_space(cls, value: Any) -> dict[str, Any]:
+        return validate_search_space(value)
 
     @field_validator("trainable")
     @classmethod
@@ -320,6 +384,10 @@ def _format_error(err: ValidationError, source: str) -> str:
         loc = [str(p) for p in item["loc"] if not _is_union_tag(p)]
         path = ".".join(loc) or "<spec>"
         msg = item["msg"].removeprefix("Value error, ")
+        if msg.startswith("@"):  # a nested error: its path continues the location
+            nested, msg = msg[1:].split("@ ", 1)
+            parts.append(f"{path}.{nested}: {msg}")
+            continue
         if item["type"] == "extra_forbidden":
             msg = "unknown key"
         elif item["type"] == "missing":

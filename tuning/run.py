@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning.config import Spec, parse_spec
+from tuning.shipping import state_root, trial_data, tune_experiment_path, tune_storage
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def load_data(spec: Spec) -> Any:
     """Load and split the job's data on the driver (once)."""
     from trainables.data import load_dataset
 
-    kwargs = spec.data.model_dump()
+    kwargs = spec.data.loader_kwargs()
     return load_dataset(**kwargs, amount_column=spec.objective.amount_column)
 
 
@@ -156,7 +157,7 @@ def trainable_with_data(spec: Spec, data: Any) -> Any:
 
     from trainables.registry import get_trainable
 
-    trainable = tune.with_parameters(get_trainable(spec.trainable), data=data,
+    trainable = tune.with_parameters(get_trainable(spec.trainable), data=trial_data(spec, data),
                                      settings=train_settings(spec))
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
@@ -189,7 +190,8 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list) ->
     )
     run_config = tune.RunConfig(
         name=experiment_dir.name,
-        storage_path=str(experiment_dir.parent),
+        # A URI (s3://...) goes to Tune as written; a local path is the job folder's parent.
+        storage_path=tune_storage(spec.storage.path, experiment_dir),
         callbacks=[*callbacks, SchedulerStateCallback(scheduler)],
         failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         # Tune forces an experiment snapshot whenever a trial has saved num_to_keep
@@ -219,7 +221,8 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True) -> Jo
     experiment_id, parent_run_id = start_parent_run(client, spec, data.fingerprint,
                                                     str(experiment_dir))
     write_job_state(experiment_dir, spec=spec.model_dump(mode="json"), tracking_uri=uri,
-                    experiment_id=experiment_id, parent_run_id=parent_run_id, status="RUNNING")
+                    experiment_id=experiment_id, parent_run_id=parent_run_id, status="RUNNING",
+                    tune_path=tune_experiment_path(spec.storage.path, experiment_dir))
     tracker, callbacks = _callbacks(spec, uri, experiment_id, parent_run_id, progress)
     tuner = build_tuner(spec, data, experiment_dir, callbacks)
     return _fit_and_finish(spec, data, tuner, tracker, client, experiment_dir,
@@ -249,7 +252,8 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     parent_run_id = state["parent_run_id"]
     client.update_run(parent_run_id, status="RUNNING")
     write_job_state(experiment_dir, **{**state, "tracking_uri": uri, "status": "RUNNING"})
-    tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable_with_data(spec, data),
+    tuner = tune.Tuner.restore(state.get("tune_path", str(experiment_dir)),
+                               trainable=trainable_with_data(spec, data),
                                resume_unfinished=True, resume_errored=False)
     tracker = _restored_tracker(tuner, uri)
     return _fit_and_finish(spec, data, tuner, tracker, client, experiment_dir,
@@ -258,7 +262,7 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
 
 def new_experiment_dir(spec: Spec) -> Path:
     """A fresh folder per job run, so two runs of one spec never mix their state."""
-    root = Path(spec.storage.path).expanduser().resolve()
+    root = state_root(spec.storage.path)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{spec.name}-{stamp}"
     n = 1

@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+TRACKING_URI ?= sqlite:///mlflow.db
+UI_PORT ?= 5000
+
+.PHONY: install demo quick test test-fast ui bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip setuptools wheel
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## a real tuning job on 200k synthetic transactions, logged to ./mlflow.db
+	$(BIN)/tuning run examples/fraud_xgb.yaml --tracking-uri $(TRACKING_URI)
+
+quick: $(STAMP)  ## a one-minute job
+	$(BIN)/tuning run examples/quick.yaml --tracking-uri $(TRACKING_URI)
+
+test: $(STAMP)  ## the whole suite, slow tests included
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## unit tests only
+	$(BIN)/python -m pytest -m "not slow"
+
+ui: $(STAMP)  ## browse the runs of `make demo` on http://127.0.0.1:$(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --host 127.0.0.1 --port $(UI_PORT)
+
+bench: $(STAMP)  ## side-by-side comparison with plain Ray Tune and Optuna
+	$(BIN)/python -m benchmarks.compare
+
+clean:
+	rm -rf tuning_runs mlflow.db mlartifacts .pytest_cache

@@ -1,0 +1,39 @@
+"""Shared fixtures: one Ray instance per test session, MLflow stores in tmp_path."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Ray on 2 cores is slow to start: tests that need it share one instance.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray with 2 CPUs shared by every test that asks for it."""
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False)
+        started = True
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    """A real SQLite MLflow store private to the test."""
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run the test from tmp_path so job folders and stores land there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
