@@ -18,7 +18,8 @@ def ray_session():
 
     started = False
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+        # address="local": never attach to another Ray that happens to run on this machine.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
                  log_to_driver=False)
         started = True
     yield ray

@@ -118,8 +118,12 @@ def trial_resources() -> tuple[int, str]:
 
     required = tune.get_context().get_trial_resources().required_resources
     nthread = max(1, int(required.get("CPU", 1)))
-    gpu = required.get("GPU", 0) > 0 and os.environ.get(FORCE_CPU_ENV) != "1"
-    return nthread, "cuda" if gpu else "cpu"
+    return nthread, device_for(required.get("GPU", 0))
+
+
+def device_for(gpu_share: float) -> str:
+    """XGBoost's ``device`` for a trial holding ``gpu_share`` GPUs."""
+    return "cuda" if gpu_share > 0 and os.environ.get(FORCE_CPU_ENV) != "1" else "cpu"
 
 
 # -------------------------------------------------------------- reporting
@@ -127,9 +131,10 @@ class _Reporter(xgb.callback.TrainingCallback):
     """Scores the validation set every ``report_every`` rounds and reports to Tune."""
 
     def __init__(self, data: Dataset, dval: xgb.DMatrix, settings: TrainSettings, total: int,
-                 fault_marker: Path | None) -> None:
+                 fault_marker: Path | None, restored_from: int) -> None:
         super().__init__()
         self.data, self.dval, self.settings, self.total = data, dval, settings, total
+        self.restored_from = restored_from
         self.fault_marker = fault_marker
         self.started = time.perf_counter()
         self.reports = 0
@@ -162,6 +167,7 @@ class _Reporter(xgb.callback.TrainingCallback):
         result: dict[str, Any] = {f"val_{k}": v for k, v in metrics.items()}
         result.update(rounds=rounds, training_done=rounds >= self.total,
                       train_time_s=train_s, node_id=self.node_id,
+                      restored_from_round=self.restored_from,
                       cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
         self.reports += 1
         if self.reports % self.settings.checkpoint_every and rounds < self.total:
@@ -221,10 +227,14 @@ def train_xgboost_fraud(config: dict[str, Any], data: Dataset | DataRef,
         return
     marker = None
     if settings.fail_at_round is not None:
-        marker = Path(tune.get_context().get_trial_dir(), "injected_fault")
+        # Outside the trial folder, which a retry may not share: one fault per trial.
+        ctx = tune.get_context()
+        marker = Path(tempfile.gettempdir(), "tuning-faults", ctx.get_experiment_name(),
+                      ctx.get_trial_id())
+        marker.parent.mkdir(parents=True, exist_ok=True)
     xgb.train(
         params, dtrain, num_boost_round=total - done, xgb_model=booster,
-        callbacks=[_Reporter(data, dval, settings, total, marker)], verbose_eval=False,
+        callbacks=[_Reporter(data, dval, settings, total, marker, done)], verbose_eval=False,
     )
 
 

@@ -14,7 +14,7 @@ logger = logging.getLogger("tuning")
 # Further subcommands live in their own modules; each has ``register(subparsers)``,
 # which adds its parser and sets ``func`` (a handler taking the args, returning the
 # exit code). Handlers raise SpecError / DataError / JobError for one-line errors.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("tuning.cli_inspect", "tuning.cli_server")
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--experiment", help="MLflow experiment name (default: the spec's name)")
     run.add_argument("--storage", help="override storage.path (Ray Tune's storage_path)")
     run.add_argument("-q", "--quiet", action="store_true", help="no live progress")
+    run.add_argument("--offline", action="store_true",
+                     help="log nothing to MLflow during the job; `tuning sync` logs it later")
     run.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    run.add_argument("--no-report", action="store_true",
+                     help="skip the job report (plots + HTML, logged on the parent run)")
     _add_tracking(run)
 
     resume = sub.add_parser("resume", help="finish a job whose driver stopped")
@@ -48,7 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--address", help="Ray cluster to use (default: a local Ray)")
     resume.add_argument("-q", "--quiet", action="store_true")
     resume.add_argument("--json", action="store_true")
+    resume.add_argument("--no-report", action="store_true", help="skip the job report")
     _add_tracking(resume)
+
+    sync = sub.add_parser("sync", help="replay a job's results into MLflow (after an outage "
+                          "or --offline), without duplicating what is there")
+    sync.add_argument("job", help="job name (newest job of that name) or job folder")
+    sync.add_argument("--storage", help="where jobs live (default: tuning_runs)")
+    _add_tracking(sync)
 
     validate = sub.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec")
@@ -102,8 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "tracking.experiment": args.experiment,
         "storage.path": args.storage,
     })
-    result = run_job(spec, address=args.address, progress=not args.quiet)
+    result = run_job(spec, address=args.address, progress=not args.quiet, offline=args.offline)
     _print_result(result, as_json=args.json)
+    _report(result, args)
     return 0
 
 
@@ -113,10 +125,48 @@ def cmd_resume(args: argparse.Namespace) -> int:
     result = resume_job(args.job, storage=args.storage, tracking_uri=args.tracking_uri,
                         address=args.address, progress=not args.quiet)
     _print_result(result, as_json=args.json)
+    _report(result, args)
     return 0
 
 
-COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "list": cmd_list}
+def _report(result: Any, args: argparse.Namespace) -> None:
+    """Write the job report and log it on the parent run; a failure only warns."""
+    if args.no_report or not result.parent_run_id or result.unlogged_records < 0:
+        return  # asked not to, or an offline job: nothing in MLflow to report on yet
+    try:
+        from pathlib import Path
+
+        from tuning.report import report_on_finish
+
+        report = report_on_finish(result.tracking_uri, result.parent_run_id,
+                                  Path(result.experiment_dir) / "report")
+    except Exception as err:  # noqa: BLE001 - a report must never fail a finished job
+        logger.warning("job report failed: %s", err)
+        return
+    if report is not None and not args.json:
+        print(f"Report: {report.html}  (also on the parent run under report/)")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from tuning.config import DEFAULT_STORAGE
+    from tuning.run import JobError, check_tracking
+    from tuning.state import find_experiment_dir, read_job_state
+    from tuning.sync import sync_job
+
+    try:
+        folder = find_experiment_dir(args.job, args.storage or DEFAULT_STORAGE)
+    except FileNotFoundError as err:
+        raise JobError(str(err)) from None
+    uri = args.tracking_uri or read_job_state(folder)["tracking_uri"]
+    check_tracking(uri)
+    report = sync_job(folder, uri)
+    print(f"{folder.name}: {report.runs_created} runs created, {report.metric_points} metric "
+          f"values logged, {report.statuses_fixed} statuses fixed"
+          + (", parent run completed" if report.parent_completed else ""))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "sync": cmd_sync, "validate": cmd_validate, "list": cmd_list}
 
 
 # ----------------------------------------------------------------- output
@@ -168,8 +218,12 @@ def _print_result(result: Any, as_json: bool) -> None:
         for key in ("aucpr", "roc_auc", "precision", "recall", "f1", "fpr", "recall_at_fpr", "cost"):
             if key in result.test_metrics:
                 print(f"  test_{key:<16} {result.test_metrics[key]:.4f}")
+    if result.unlogged_records < 0:
+        print(f"\nOffline job: nothing was logged. Log it with: tuning sync {result.experiment_dir}")
+        return
     if result.unlogged_records:
-        print(f"\nWARNING: {result.unlogged_records} MLflow records could not be written")
+        print(f"\nWARNING: {result.unlogged_records} MLflow records could not be written; "
+              f"when the store is back run: tuning sync {result.experiment_dir}")
     print(f"\nMLflow parent run: {result.parent_run_id} (experiment {result.experiment_id})")
     print(f"Browse it: mlflow ui --backend-store-uri {result.tracking_uri} --host 127.0.0.1 "
           f"--port 5000   (or: make ui)")

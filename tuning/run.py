@@ -94,7 +94,8 @@ def connect_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, include_dashboard=False if address is None else None,
+        # No --address means a fresh local Ray, never one that happens to run here.
+        ray.init(address=address or "local", include_dashboard=False if address is None else None,
                  log_to_driver=True, logging_level=logging.WARNING)
     except Exception as err:  # noqa: BLE001 - connection errors come in many types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -162,24 +163,36 @@ def trainable_with_data(spec: Spec, data: Any) -> Any:
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
-def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list) -> Any:
+def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
+                observations: list | None = None, stopper: Any = None) -> Any:
+    """The job's Tuner (a two-stage job gets a :class:`~tuning.two_stage.TwoStageTuner`).
+
+    ``observations`` are earlier results replayed into the searcher; ``stopper`` the
+    completion criteria to share (default: built from ``spec.budget``).
+    """
     from ray import tune
 
     from tuning.schedulers import build_scheduler
     from tuning.search import build_searcher
     from tuning.space import grid_size, param_space
     from tuning.state import SchedulerStateCallback
+    from tuning.stoppers import build_stopper
 
     num_samples = spec.budget.num_samples
     if spec.search.algorithm == "grid":
         logger.info("grid search visits %d configurations (budget.num_samples is not used)",
                     grid_size(spec))
         num_samples = 1
+    if spec.search.algorithm == "two_stage":
+        from tuning.two_stage import TwoStageTuner
+
+        return TwoStageTuner(spec, data, experiment_dir, callbacks)
     scheduler = build_scheduler(spec)
+    stopper = stopper or build_stopper(spec)
     tune_config = tune.TuneConfig(
         metric=spec.objective.result_key,
         mode=spec.objective.resolved_mode,
-        search_alg=build_searcher(spec),
+        search_alg=build_searcher(spec, observations),
         scheduler=scheduler,
         num_samples=num_samples,
         max_concurrent_trials=default_concurrency(spec),
@@ -192,7 +205,8 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list) ->
         name=experiment_dir.name,
         # A URI (s3://...) goes to Tune as written; a local path is the job folder's parent.
         storage_path=tune_storage(spec.storage.path, experiment_dir),
-        callbacks=[*callbacks, SchedulerStateCallback(scheduler)],
+        callbacks=[*callbacks, *([stopper] if stopper else []), SchedulerStateCallback(scheduler)],
+        stop=stopper,
         failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         # Tune forces an experiment snapshot whenever a trial has saved num_to_keep
         # checkpoints since the last one: keep it above the usual checkpoints per trial.
@@ -204,8 +218,13 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list) ->
 
 
 # ------------------------------------------------------------------- jobs
-def run_job(spec: Spec, address: str | None = None, progress: bool = True) -> JobResult:
-    """Run a whole tuning job and return its outcome."""
+def run_job(spec: Spec, address: str | None = None, progress: bool = True,
+            offline: bool = False) -> JobResult:
+    """Run a whole tuning job and return its outcome.
+
+    With ``offline`` nothing is sent to MLflow during the job; ``tuning sync``
+    logs it later from the job folder.
+    """
     from mlflow.tracking import MlflowClient
 
     from tuning.parent import start_parent_run
@@ -213,20 +232,23 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True) -> Jo
 
     data = load_data(spec)
     uri = spec.tracking_uri()
-    check_tracking(uri)
+    _quiet_http_retries()
+    if not offline:
+        check_tracking(uri)
     connect_ray(address)
     check_resources(spec)
     experiment_dir = new_experiment_dir(spec)
-    client = MlflowClient(uri)
-    experiment_id, parent_run_id = start_parent_run(client, spec, data.fingerprint,
-                                                    str(experiment_dir))
+    experiment_id = parent_run_id = None
+    if not offline:
+        experiment_id, parent_run_id = start_parent_run(MlflowClient(uri), spec, data.fingerprint,
+                                                        str(experiment_dir))
     write_job_state(experiment_dir, spec=spec.model_dump(mode="json"), tracking_uri=uri,
                     experiment_id=experiment_id, parent_run_id=parent_run_id, status="RUNNING",
+                    data_hash=data.fingerprint,
                     tune_path=tune_experiment_path(spec.storage.path, experiment_dir))
     tracker, callbacks = _callbacks(spec, uri, experiment_id, parent_run_id, progress)
     tuner = build_tuner(spec, data, experiment_dir, callbacks)
-    return _fit_and_finish(spec, data, tuner, tracker, client, experiment_dir,
-                           experiment_id, parent_run_id, uri)
+    return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, resumed=False)
 
 
 def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str | None = None,
@@ -243,21 +265,24 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     except FileNotFoundError as err:
         raise JobError(str(err)) from None
     state = read_job_state(experiment_dir)
+    if state.get("status") == "FINISHED":
+        raise JobError(f"{experiment_dir}: the job already finished; nothing to resume")
     spec = parse_spec(state["spec"], source=str(experiment_dir / "tuning_state.json"))
     uri = tracking_uri or state["tracking_uri"]
     data = load_data(spec)
-    check_tracking(uri)
+    _quiet_http_retries()
+    online = state.get("parent_run_id") is not None
+    if online:
+        check_tracking(uri)
     connect_ray(address)
-    client = MlflowClient(uri)
-    parent_run_id = state["parent_run_id"]
-    client.update_run(parent_run_id, status="RUNNING")
+    if online:
+        MlflowClient(uri).update_run(state["parent_run_id"], status="RUNNING")
     write_job_state(experiment_dir, **{**state, "tracking_uri": uri, "status": "RUNNING"})
     tuner = tune.Tuner.restore(state.get("tune_path", str(experiment_dir)),
                                trainable=trainable_with_data(spec, data),
                                resume_unfinished=True, resume_errored=False)
     tracker = _restored_tracker(tuner, uri)
-    return _fit_and_finish(spec, data, tuner, tracker, client, experiment_dir,
-                           state["experiment_id"], parent_run_id, uri)
+    return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, resumed=True)
 
 
 def new_experiment_dir(spec: Spec) -> Path:
@@ -272,13 +297,25 @@ def new_experiment_dir(spec: Spec) -> Path:
     return path
 
 
-def _callbacks(spec: Spec, uri: str, experiment_id: str, parent_run_id: str,
+def _quiet_http_retries() -> None:
+    """Our writer retries with its own backoff; MLflow's HTTP retries would stall it."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # Snapshot the experiment state often enough that a killed driver loses little.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def _callbacks(spec: Spec, uri: str, experiment_id: str | None, parent_run_id: str | None,
                progress: bool) -> tuple[Any, list]:
     from tuning.progress import ProgressCallback
     from tuning.tracking import MlflowTrackingCallback
 
-    tracker = MlflowTrackingCallback(uri, experiment_id, parent_run_id, spec.name)
-    callbacks: list = [tracker]
+    tracker = None
+    callbacks: list = []
+    if parent_run_id is not None:
+        tracker = MlflowTrackingCallback(uri, experiment_id, parent_run_id, spec.name)
+        callbacks.append(tracker)
     if progress:
         callbacks.append(ProgressCallback(spec.budget.num_samples, spec.objective.result_key,
                                           spec.objective.resolved_mode))
@@ -294,46 +331,95 @@ def _restored_tracker(tuner: Any, uri: str) -> Any:
         if isinstance(callback, MlflowTrackingCallback):
             callback.tracking_uri = uri
             return callback
-    raise JobError("the restored job has no MLflow tracking callback")
+    return None  # an offline job
 
 
-def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, client: Any,
-                    experiment_dir: Path, experiment_id: str, parent_run_id: str,
-                    uri: str) -> JobResult:
-    from tuning.final import evaluate_best, log_model, pick_best, summarise
-    from tuning.parent import log_outcome
+def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_dir: Path,
+                    resumed: bool) -> JobResult:
+    from tuning.final import evaluate_best, pick_best, summarise
+    from tuning.stoppers import job_stop_reason
     from tuning.state import read_job_state, write_job_state
+    from tuning.sync import BEST_MODEL_FILE
 
+    state = read_job_state(experiment_dir)
     started = time.monotonic()
     try:
         results = tuner.fit()
     except BaseException:
-        unwritten = tracker.close(timeout=30)
-        client.set_terminated(parent_run_id, "FAILED")
-        if unwritten:
-            logger.error("%d MLflow records were not written", unwritten)
+        if tracker is not None:
+            unwritten = tracker.close(timeout=30)
+            if unwritten:
+                logger.error("%d MLflow records were not written; `tuning sync` replays them",
+                             unwritten)
         raise
     wall = time.monotonic() - started
-    unwritten = tracker.close(timeout=120)
+    unwritten = tracker.close(timeout=120) if tracker is not None else 0
+    if _interrupted(results):
+        # Ctrl-C: Tune saved its state; the job stays RUNNING for `tuning resume`.
+        raise KeyboardInterrupt
     trials = summarise(results, spec)
     mode = spec.objective.resolved_mode
     best = pick_best(trials, mode)
     test_metrics: dict[str, float] = {}
     if best is not None:
         booster, test_metrics = evaluate_best(spec, data, best)
-        if spec.tracking.log_model:
-            log_model(uri, parent_run_id, booster, data, best.threshold)
-    counts = {s.lower(): sum(t.status == s for t in trials) for s in ("FINISHED", "KILLED", "FAILED")}
+        booster.save_model(str(experiment_dir / BEST_MODEL_FILE))
+    counts = {s.lower(): sum(t.status == s for t in trials)
+              for s in ("FINISHED", "KILLED", "FAILED")}
     counts["total"] = len(trials)
-    log_outcome(client, parent_run_id, best, test_metrics, counts,
-                stop_reason="time budget" if spec.budget.time_budget_s and
-                len(trials) < spec.budget.num_samples else "all trials done")
-    client.set_terminated(parent_run_id, "FINISHED")
-    write_job_state(experiment_dir, **{**read_job_state(experiment_dir), "status": "FINISHED"})
-    per_result = tracker.driver_seconds * 1000 / max(tracker.results_seen, 1)
+    stop_reason = job_stop_reason(spec, tuner, len(trials))
+    state.update(status="FINISHED", outcome={
+        "best": None if best is None else {
+            "trial_id": best.trial_id, "config": best.config, "metrics": best.metrics,
+            "best_round": best.best_round, "threshold": best.threshold},
+        "test_metrics": test_metrics, "counts": counts, "stop_reason": stop_reason,
+        "log_model": spec.tracking.log_model,
+    })
+    write_job_state(experiment_dir, **state)
+    known = {t.trial_id for t in getattr(results._experiment_analysis, "trials", None) or []}
+    unlogged = _finish_tracking(experiment_dir, state, tracker, unwritten, resumed, known)
+    per_result = (tracker.driver_seconds * 1000 / max(tracker.results_seen, 1)
+                  if tracker is not None else 0.0)
     return JobResult(
-        name=spec.name, parent_run_id=parent_run_id, experiment_id=experiment_id,
-        tracking_uri=uri, experiment_dir=str(experiment_dir),
-        metric=spec.objective.result_key, mode=mode, wall_s=wall, trials=trials, best=best,
-        test_metrics=test_metrics, unlogged_records=unwritten, mlflow_ms_per_result=per_result,
+        name=spec.name, parent_run_id=state.get("parent_run_id") or "",
+        experiment_id=state.get("experiment_id") or "", tracking_uri=state["tracking_uri"],
+        experiment_dir=str(experiment_dir), metric=spec.objective.result_key, mode=mode,
+        wall_s=wall, trials=trials, best=best, test_metrics=test_metrics,
+        unlogged_records=unlogged, mlflow_ms_per_result=per_result,
     )
+
+
+def _interrupted(results: Any) -> bool:
+    trials = getattr(results._experiment_analysis, "trials", None) or []
+    return any(t.status not in ("TERMINATED", "ERROR") for t in trials)
+
+
+def _finish_tracking(experiment_dir: Path, state: dict[str, Any], tracker: Any,
+                     unwritten: int, resumed: bool, known_trial_ids: set[str]) -> int:
+    """Complete the MLflow side; return the records left unlogged (0 when all is there).
+
+    After a resume or an outage, the job folder is replayed into MLflow first, so
+    statuses and points a dead driver never wrote get there, without duplicates.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from tuning.sync import complete_parent, sync_job
+
+    if tracker is None:
+        logger.warning("offline job: nothing was logged to MLflow; run `tuning sync %s` to log it",
+                       experiment_dir)
+        return -1
+    uri = state["tracking_uri"]
+    try:
+        if unwritten or resumed:
+            report = sync_job(experiment_dir, uri, known_trial_ids)
+            logger.info("replayed from the job folder: %d runs created, %d metric values, "
+                        "%d statuses fixed, %d orphan runs removed", report.runs_created,
+                        report.metric_points, report.statuses_fixed, report.orphans_removed)
+        else:
+            complete_parent(MlflowClient(uri), uri, experiment_dir, state)
+    except Exception as err:  # noqa: BLE001 - the store may still be down: keep the job
+        logger.error("MLflow store %s unreachable at the end of the job (%s); run `tuning sync "
+                     "%s` when it is back", uri, str(err).splitlines()[0][:200], experiment_dir)
+        return max(unwritten, 1)
+    return 0

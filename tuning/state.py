@@ -9,6 +9,7 @@ state that Tune checkpoints, and puts it back on restore.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from ray.tune import Callback
 
 STATE_FILE = "tuning_state.json"
+logger = logging.getLogger(__name__)
 
 
 class SchedulerStateCallback(Callback):
@@ -29,10 +31,22 @@ class SchedulerStateCallback(Callback):
         self.scheduler = scheduler
 
     def get_state(self) -> dict[str, Any] | None:
-        return {"scheduler": pickle.dumps(self.scheduler.__dict__)}
+        # cloudpickle: HyperBandScheduler (and HyperBandForBOHB) keep lambdas in __dict__.
+        from ray import cloudpickle
+
+        return {"scheduler": cloudpickle.dumps(self.scheduler.__dict__)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.scheduler.__dict__.update(pickle.loads(state["scheduler"]))
+        logger.info("restored %s state (%d recorded results)", type(self.scheduler).__name__,
+                    recorded_results(self.scheduler))
+
+
+def recorded_results(scheduler: Any) -> int:
+    """How many trial results a scheduler has recorded (ASHA rungs), for logs and tests."""
+    brackets = getattr(scheduler, "_brackets", None) or []
+    return sum(len(recorded) for bracket in brackets
+               for _milestone, recorded in getattr(bracket, "_rungs", []))
 
 
 def write_job_state(experiment_dir: Path, **state: Any) -> None:

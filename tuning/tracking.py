@@ -71,6 +71,7 @@ class RunWriter:
         self.max_backoff_s = max_backoff_s
         self.client = MlflowClient(tracking_uri)
         self.run_ids: dict[str, str] = {}
+        self.run_status: dict[str, str] = {}
         self.last_step: dict[str, int] = {}
         self.stats = {"records": 0, "metric_points": 0, "batches": 0, "retries": 0,
                       "skipped_duplicates": 0}
@@ -84,7 +85,7 @@ class RunWriter:
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Load the child runs that already exist (resume) and start the thread."""
-        self._load_existing()
+        self.load_existing()
         self._thread = threading.Thread(target=self._loop, name="mlflow-writer", daemon=True)
         self._thread.start()
 
@@ -113,7 +114,8 @@ class RunWriter:
         return unwritten
 
     # ----------------------------------------------------------- internals
-    def _load_existing(self) -> None:
+    def load_existing(self) -> None:
+        """Learn the child runs (and their last logged step) a previous driver made."""
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
             max_results=50_000,
@@ -123,6 +125,7 @@ class RunWriter:
             if not trial_id:
                 continue
             self.run_ids[trial_id] = run.info.run_id
+            self.run_status[trial_id] = run.info.status
             # All metrics of a result are logged together: one key gives the steps.
             key = next(iter(run.data.metrics), None)
             history = self.client.get_metric_history(run.info.run_id, key) if key else []
@@ -134,7 +137,7 @@ class RunWriter:
             stop = self._drain()
             if self._backlog:
                 try:
-                    self._write(self._backlog)
+                    self.write(self._backlog)
                     self._backlog = []
                     backoff = 0.5
                 except Exception as err:  # noqa: BLE001 - any store failure is retried
@@ -166,7 +169,7 @@ class RunWriter:
             except queue.Empty:
                 return False
 
-    def _write(self, records: list[Record]) -> None:
+    def write(self, records: list[Record]) -> None:
         """Write records in order; metrics are grouped per run between lifecycle events.
 
         Written records are removed from ``records`` as they succeed, so a failure
@@ -234,6 +237,7 @@ class RunWriter:
                     synchronous=True,
                 )
             self.client.set_terminated(run_id, rec.status, end_time=rec.timestamp)
+            self.run_status[rec.trial_id] = rec.status
 
 
 def _param_value(value: Any) -> str:
@@ -262,6 +266,8 @@ class MlflowTrackingCallback(Callback):
         self.driver_seconds = 0.0
         self.results_seen = 0
         self._seen_nodes: dict[str, str] = {}
+        self._restored: dict[str, int] = {}
+        self._retries: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -292,9 +298,19 @@ class MlflowTrackingCallback(Callback):
         t0 = time.perf_counter()
         self.results_seen += 1
         node = result.get("node_id")
-        if node and self._seen_nodes.get(trial.trial_id) != node:
-            self._seen_nodes[trial.trial_id] = node
-            self._submit(Record("tags", trial.trial_id, tags={"ray.node_id": node}))
+        gpus = result.get("cuda_visible_devices") or ""
+        placement = f"{node}/{gpus}"
+        if node and self._seen_nodes.get(trial.trial_id) != placement:
+            self._seen_nodes[trial.trial_id] = placement
+            tags = {"ray.node_id": node}
+            if gpus:  # the GPU ids Ray gave the trial (its CUDA_VISIBLE_DEVICES)
+                tags["ray.cuda_visible_devices"] = str(gpus)
+            self._submit(Record("tags", trial.trial_id, tags=tags))
+        restored = result.get("restored_from_round")
+        if restored and self._restored.get(trial.trial_id) != restored:
+            self._restored[trial.trial_id] = restored
+            self._submit(Record("tags", trial.trial_id,
+                                tags={"tuning.restored_from_round": str(restored)}))
         self._submit(Record("metrics", trial.trial_id, step=int(result.get("rounds", iteration)),
                             metrics=metrics_of(result), timestamp=_now_ms()))
         self.driver_seconds += time.perf_counter() - t0
@@ -308,6 +324,13 @@ class MlflowTrackingCallback(Callback):
                     "tuning.stopped_at_round": str(last.get("rounds", ""))}
             self._submit(Record("end", trial.trial_id, status="KILLED", tags=tags,
                                 timestamp=_now_ms()))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # The same child run continues after the retry; the tag counts the retries.
+        self._retries[trial.trial_id] = self._retries.get(trial.trial_id, 0) + 1
+        self._submit(Record("tags", trial.trial_id, tags={
+            "tuning.retries": str(self._retries[trial.trial_id]),
+            "tuning.last_error": error_message(trial)}))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tags = {"tuning.error": error_message(trial)}
