@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 TRACKING_URI ?= sqlite:///mlflow.db
 UI_PORT ?= 5000
 
-.PHONY: install demo quick test test-fast ui bench clean
+.PHONY: install demo quick test test-fast ui mlflow-server bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test-fast: $(STAMP)  ## unit tests only
 
 ui: $(STAMP)  ## browse the runs of `make demo` on http://127.0.0.1:$(UI_PORT)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --host 127.0.0.1 --port $(UI_PORT)
+
+mlflow-server: $(STAMP)  ## a tracking server on http://127.0.0.1:$(UI_PORT) for jobs to log to
+	$(BIN)/tuning server --host 127.0.0.1 --port $(UI_PORT) --backend-store-uri $(TRACKING_URI)
 
 bench: $(STAMP)  ## side-by-side comparison with plain Ray Tune and Optuna
 	$(BIN)/python -m benchmarks.compare

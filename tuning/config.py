@@ -214,6 +214,21 @@ def validate_search_space(value: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------ search & schedule
+class WarmStartSpec(_Section):
+    """An earlier job whose finished trials seed the searcher (see ``tuning.warm_start``)."""
+
+    experiment: str | None = None
+    run_id: str | None = None
+    tracking_uri: str | None = Field(None, description="default: this job's tracking URI")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WarmStartSpec:
+        if (self.experiment is None) == (self.run_id is None):
+            raise ValueError("give exactly one of experiment (an MLflow experiment name) "
+                             "or run_id (an earlier job's parent run)")
+        return self
+
+
 class SearchSpec(_Section):
     """The search algorithm (a name from ``tuning.search.SEARCHERS``)."""
 
@@ -222,6 +237,13 @@ class SearchSpec(_Section):
     n_initial_points: int = Field(10, ge=1)
     grid_points: int = Field(3, ge=2, description="values per numeric range for 'grid'")
     points_to_evaluate: list[dict[str, Any]] = []
+    warm_start: WarmStartSpec | None = None
+    # two_stage: random over the full space, then refine_with on narrowed ranges.
+    stage1_samples: int | None = Field(None, ge=2, description="default: half the budget")
+    refine_with: Literal["tpe", "gp"] = "tpe"
+    top_fraction: float = Field(0.2, gt=0, le=1)
+    margin: float = Field(0.1, ge=0, le=1, description="widening on each side of a narrowed "
+                          "range, as a fraction of the original range (log scale for log params)")
 
     @field_validator("algorithm")
     @classmethod
@@ -241,6 +263,7 @@ class SchedulerSpec(_Section):
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(3, gt=1)
     brackets: int = Field(1, ge=1)
+    min_samples_required: int = Field(3, ge=1, description="median: trials to compare first")
 
     @field_validator("type")
     @classmethod
@@ -274,6 +297,9 @@ class BudgetSpec(_Section):
     max_concurrent: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
     max_failures: int = Field(1, ge=0)
+    target: float | None = Field(None, description="stop the job once the objective reaches this")
+    no_improvement_trials: int | None = Field(
+        None, ge=1, description="stop after this many completed trials without a new best")
 
 
 class ResourcesSpec(_Section):
@@ -292,6 +318,8 @@ class TrackingSpec(_Section):
     tracking_uri: str | None = None
     experiment: str | None = None
     log_model: bool = True
+    flush_timeout_s: float = Field(
+        120, ge=0, description="how long the end of a job waits for an unreachable store")
 
 
 class StorageSpec(_Section):
@@ -329,8 +357,27 @@ class Spec(_Section):
             raise ValueError(f"unknown trainable {value!r}; valid: {', '.join(TRAINABLES)}")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pair_scheduler(cls, values: Any) -> Any:
+        # A searcher that needs its own scheduler (bohb) gets it unless one is named.
+        from tuning.schedulers import default_scheduler_for
+
+        if isinstance(values, dict) and isinstance(values.get("search"), dict):
+            scheduler = values.get("scheduler") or {}
+            paired = default_scheduler_for(values["search"].get("algorithm"))
+            if paired and isinstance(scheduler, dict) and "type" not in scheduler:
+                values = {**values, "scheduler": {**scheduler, "type": paired}}
+        return values
+
     @model_validator(mode="after")
     def _coherent(self) -> Spec:
+        from tuning.schedulers import check_pairing
+        from tuning.search import check_search
+
+        problem = check_pairing(self.search.algorithm, self.scheduler.type) or check_search(self)
+        if problem:
+            raise ValueError(problem)
         max_t = self.scheduler.max_t or self.training.max_reports
         if self.scheduler.grace_period > max_t:
             raise ValueError(
@@ -380,8 +427,7 @@ class Spec(_Section):
 def _format_error(err: ValidationError, source: str) -> str:
     parts = []
     for item in err.errors():
-        # Discriminated unions add the tag name to the location: drop it, it is noise.
-        loc = [str(p) for p in item["loc"] if not _is_union_tag(p)]
+        loc = [str(p) for p in item["loc"]]
         path = ".".join(loc) or "<spec>"
         msg = item["msg"].removeprefix("Value error, ")
         if msg.startswith("@"):  # a nested error: its path continues the location
@@ -398,16 +444,14 @@ def _format_error(err: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
-def _is_union_tag(part: Any) -> bool:
-    return part in {"uniform", "loguniform", "randint", "lograndint", "choice", "grid"} or (
-        isinstance(part, str) and part.startswith(("float", "int", "str", "bool"))
-    )
-
-
 def parse_spec(raw: Any, source: str = "<spec>") -> Spec:
     """Validate a mapping (already parsed YAML) into a :class:`Spec`."""
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: the spec must be a mapping of sections, got {type(raw).__name__}")
+    if "tuner" in raw:  # the SageMaker tuning-job vocabulary, translated onto the same Spec
+        from tuning.sagemaker import translate
+
+        raw = translate(raw, source)
     try:
         return Spec.model_validate(raw)
     except ValidationError as err:

@@ -93,6 +93,8 @@ def connect_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
+    if address and address != "auto":
+        _check_reachable(address)
     try:
         # No --address means a fresh local Ray, never one that happens to run here.
         ray.init(address=address or "local", include_dashboard=False if address is None else None,
@@ -101,6 +103,22 @@ def connect_ray(address: str | None) -> bool:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise JobError(f"--address {address}: cannot connect to a Ray cluster ({first[:200]})") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """A quick TCP check: ``ray.init`` retries an unreachable address for minutes."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise JobError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except OSError as err:
+        raise JobError(f"--address {address}: cannot connect to a Ray cluster "
+                       f"({err.strerror or err})") from None
 
 
 def check_resources(spec: Spec) -> None:
@@ -233,6 +251,8 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True,
     data = load_data(spec)
     uri = spec.tracking_uri()
     _quiet_http_retries()
+    if address and address != "auto":
+        _check_reachable(address)  # before the store is touched: nothing half-written
     if not offline:
         check_tracking(uri)
     connect_ray(address)
@@ -268,6 +288,9 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     if state.get("status") == "FINISHED":
         raise JobError(f"{experiment_dir}: the job already finished; nothing to resume")
     spec = parse_spec(state["spec"], source=str(experiment_dir / "tuning_state.json"))
+    if spec.search.algorithm == "two_stage":
+        raise JobError(f"{experiment_dir}: a two-stage job cannot be resumed yet (only its "
+                       "last stage's Tune state is saved); run it again")
     uri = tracking_uri or state["tracking_uri"]
     data = load_data(spec)
     _quiet_http_retries()
@@ -353,7 +376,8 @@ def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_
                              unwritten)
         raise
     wall = time.monotonic() - started
-    unwritten = tracker.close(timeout=120) if tracker is not None else 0
+    unwritten = (tracker.close(timeout=spec.tracking.flush_timeout_s)
+                 if tracker is not None else 0)
     if _interrupted(results):
         # Ctrl-C: Tune saved its state; the job stays RUNNING for `tuning resume`.
         raise KeyboardInterrupt

@@ -80,6 +80,7 @@ class RunWriter:
         self._backlog: list[Record] = []
         self._idle = threading.Event()
         self._idle.set()
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -107,7 +108,13 @@ class RunWriter:
         return self._queue.qsize() + len(self._backlog)
 
     def close(self, timeout: float | None = None) -> int:
+        """Flush, then stop the thread; records still unwritten are abandoned and counted.
+
+        Abandoned records are not lost: Tune's own result files hold them, and
+        ``tuning sync`` replays them later.
+        """
         unwritten = self.flush(timeout)
+        self._closing.set()
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -146,7 +153,8 @@ class RunWriter:
                     logger.warning("MLflow write failed (%s); retrying in %.1fs (%d records "
                                    "buffered)", self.last_error.splitlines()[0], backoff,
                                    len(self._backlog))
-                    time.sleep(backoff)
+                    if self._closing.wait(backoff):
+                        return
                     backoff = min(backoff * 2, self.max_backoff_s)
                     continue
             if stop:

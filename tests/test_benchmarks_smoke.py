@@ -1,0 +1,67 @@
+"""The benchmark harness: its arithmetic, and one real method run end to end.
+
+No timing is asserted: benchmarks report figures, tests only check they are computed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.common import METHODS, time_to_target
+from benchmarks.compare import derive, main, markdown, ratios, summarise
+
+
+def _record(method: str, seed: int, timeline: list[list[float]], wall: float = 10.0) -> dict:
+    return {"method": method, "seed": seed, "wall_s": wall, "timeline": timeline,
+            "train_s": {"a": 6.0, "b": 4.0}, "n_trials": 2, "n_results": len(timeline),
+            "best_val": max(v for _, v in timeline), "best_config": {}, "best_round": 10,
+            "test_aucpr": 0.5, "mlflow_ms_per_result": None,
+            "settings": {"cores": 2}}
+
+
+def test_time_to_target_reads_the_best_so_far_timeline():
+    timeline = [[5.0, 0.7], [1.0, 0.2], [3.0, 0.5]]  # out of order on purpose
+    assert time_to_target(timeline, 0.5) == 3.0
+    assert time_to_target(timeline, 0.71) is None
+
+
+def test_derive_computes_efficiency_and_per_trial_overhead():
+    row = derive(_record("project", 0, [[2.0, 0.4], [4.0, 0.6]]), target=0.55)
+    assert row["efficiency"] == pytest.approx(10.0 / 20.0)
+    assert row["overhead_s"] == pytest.approx((20.0 - 10.0) / 2)
+    assert row["time_to_target_s"] == 4.0
+
+
+def test_summary_and_ratios_over_seeds():
+    rows = [derive(_record("project", s, [[t, 0.6]]), 0.59) for s, t in ((0, 2.0), (1, 4.0))]
+    rows += [derive(_record("naive_raytune", s, [[8.0, 0.6]]), 0.59) for s in (0, 1)]
+    summary = summarise(rows, ["naive_raytune", "project"])
+    assert summary["project"]["time_to_target_s"] == {"median": 3.0, "min": 2.0, "max": 4.0,
+                                                      "missing": 0}
+    assert ratios(rows)["time to target, project / naive_raytune"] == pytest.approx(0.375)
+    table = markdown(summary, ratios(rows), "t")
+    assert "| project | 2 |" in table and "3.0 (2.0–4.0)" in table
+
+
+def test_every_method_module_has_a_run_function():
+    import importlib
+
+    assert set(METHODS) == {"naive_raytune", "optuna", "project"}
+    for module in METHODS.values():
+        assert callable(importlib.import_module(module).run)
+
+
+@pytest.mark.slow
+def test_compare_runs_a_method_in_a_subprocess_and_writes_results(tmp_path):
+    # Optuna is the one method that runs in seconds; the others start Ray (minutes on 2 cores).
+    pytest.importorskip("optuna")
+    assert main(["--quick", "--methods", "optuna", "--trials", "3", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "compare.json").read_text())
+    (run,) = saved["runs"]
+    assert run["method"] == "optuna" and run["n_trials"] == 3
+    assert 0 < run["best_val"] <= 1 and 0 < run["test_aucpr"] <= 1
+    assert run["time_to_target_s"] is not None  # the only method reaches its own best
+    assert saved["raw"][0]["timeline"]
+    assert "| optuna | 1 |" in (tmp_path / "compare.md").read_text()

@@ -1,0 +1,77 @@
+"""Schedulers: the registry contract (every entry runs a tiny job) and searcher pairing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuning.config import SpecError, parse_spec
+from tuning.schedulers import SCHEDULERS, PAIRED, build_scheduler
+
+SPACE = {"eta": {"type": "loguniform", "low": 0.02, "high": 0.3},
+         "max_depth": {"type": "randint", "low": 2, "high": 6}}
+
+
+def spec_dict(scheduler: dict | None, algorithm: str = "tpe", **extra) -> dict:
+    spec = {"name": "sched", "search_space": SPACE, "search": {"algorithm": algorithm},
+            "training": {"num_boost_round": 20, "report_every": 10}}
+    if scheduler is not None:
+        spec["scheduler"] = scheduler
+    spec.update(extra)
+    return spec
+
+
+def test_bohb_gets_its_scheduler_automatically():
+    spec = parse_spec(spec_dict(None, "bohb"))
+    assert spec.scheduler.type == "bohb"
+    spec = parse_spec(spec_dict({"grace_period": 1}, "bohb"))
+    assert spec.scheduler.type == "bohb"
+    assert type(build_scheduler(spec)).__name__ == "HyperBandForBOHB"
+
+
+def test_bohb_with_another_scheduler_is_a_clear_error():
+    with pytest.raises(SpecError, match="search.algorithm 'bohb' needs scheduler.type 'bohb', "
+                                        "got 'asha'"):
+        parse_spec(spec_dict({"type": "asha"}, "bohb"))
+
+
+def test_bohb_scheduler_without_bohb_searcher_is_an_error():
+    with pytest.raises(SpecError, match="scheduler.type 'bohb' only works with search.algorithm "
+                                        "'bohb', got 'tpe'"):
+        parse_spec(spec_dict({"type": "bohb"}, "tpe"))
+
+
+def test_median_takes_its_settings():
+    spec = parse_spec(spec_dict({"type": "median", "grace_period": 2, "min_samples_required": 4}))
+    rule = build_scheduler(spec)
+    assert type(rule).__name__ == "MedianStoppingRule"
+    assert rule._grace_period == 2 and rule._min_samples_required == 4
+
+
+def test_every_scheduler_builds():
+    for name in SCHEDULERS:
+        algorithm = next((s for s, sched in PAIRED.items() if sched == name), "tpe")
+        assert build_scheduler(parse_spec(spec_dict({"type": name}, algorithm))) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheduler", list(SCHEDULERS))
+def test_contract_every_scheduler_runs_a_tiny_job(scheduler, ray_session, tracking_uri, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from tuning.run import run_job
+
+    algorithm = next((s for s, sched in PAIRED.items() if sched == scheduler), "random")
+    spec = parse_spec(spec_dict(
+        {"type": scheduler, "grace_period": 1, "reduction_factor": 2,
+         "min_samples_required": 2}, algorithm,
+        name=f"sched-{scheduler}", data={"rows": 5000, "fraud_rate": 0.02, "seed": 0},
+        budget={"num_samples": 4, "max_concurrent": 2},
+        tracking={"tracking_uri": tracking_uri, "log_model": False},
+        storage={"path": str(tmp_path / "runs")}))
+    result = run_job(spec, progress=False)
+    assert len(result.trials) == 4
+    assert result.count("FAILED") == 0
+    assert result.best is not None
+    parent = MlflowClient(tracking_uri).get_run(result.parent_run_id)
+    assert parent.data.tags["tuning.scheduler"] == scheduler
+    assert parent.data.tags["tuning.stop_reason"] == "all trials done"

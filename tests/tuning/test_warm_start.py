@@ -1,0 +1,121 @@
+"""Warm starts: earlier results replayed into searchers, read back from a real store."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tuning.config import SpecError, parse_spec
+from tuning.search import build_searcher
+from tuning.space import param_space
+from tuning.warm_start import Observation, Prefilled, fit_to_space
+
+SPACE = {"eta": {"type": "loguniform", "low": 0.02, "high": 0.3},
+         "max_depth": {"type": "randint", "low": 2, "high": 6},
+         "grow_policy": {"type": "choice", "values": ["depthwise", "lossguide"]}}
+OBS = [Observation({"eta": 0.05, "max_depth": 3, "grow_policy": "depthwise"}, 0.4),
+       Observation({"eta": 0.2, "max_depth": 5, "grow_policy": "lossguide"}, 0.6),
+       Observation({"eta": 0.1, "max_depth": 4, "grow_policy": "depthwise"}, 0.5)]
+
+
+def spec_of(algorithm: str, **extra):
+    return parse_spec({"name": "warm", "search_space": SPACE,
+                       "search": {"algorithm": algorithm, "seed": 0, "n_initial_points": 2},
+                       "training": {"num_boost_round": 20, "report_every": 10}, **extra})
+
+
+def test_mlflow_strings_become_typed_configs_and_outsiders_are_skipped(caplog):
+    spec = spec_of("tpe")
+    runs = [({"eta": "0.05", "max_depth": "3", "grow_policy": "depthwise"}, {"val_aucpr": 0.4}),
+            ({"eta": "0.9", "max_depth": "3", "grow_policy": "depthwise"}, {"val_aucpr": 0.7}),
+            ({"eta": "0.05", "max_depth": "3", "grow_policy": "depthwise"}, {}),
+            ({"eta": "0.05", "grow_policy": "depthwise"}, {"val_aucpr": 0.5})]
+    with caplog.at_level(logging.WARNING, logger="tuning.warm_start"):
+        kept = fit_to_space(spec, runs)
+    assert kept == [OBS[0]]
+    assert "skipped 3 of 4 earlier trials" in caplog.text
+    assert "eta=0.9 is outside the search space" in caplog.text
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "gp", "bohb"])
+def test_every_learning_searcher_is_fed_before_it_suggests(algorithm):
+    spec = spec_of(algorithm)
+    searcher = build_searcher(spec, OBS)
+    assert isinstance(searcher, Prefilled)
+    assert searcher.set_search_properties("val_aucpr", "max", param_space(spec))
+    assert searcher.replayed == len(OBS)
+    inner = searcher.searcher
+    if algorithm == "tpe":
+        losses = sorted(t["result"]["loss"] for t in inner._hpopt_trials.trials)
+        assert losses == [-0.6, -0.5, -0.4]
+    elif algorithm == "gp":
+        assert len(inner._optimizer.space) == 3
+    else:
+        assert len(inner.bohber.configs[spec.max_t]) == 3
+    config = searcher.suggest("first-real-trial")
+    assert config is not None
+
+
+def test_warm_start_needs_a_learning_searcher():
+    with pytest.raises(SpecError, match="search.warm_start needs a searcher that learns"):
+        parse_spec({"name": "w", "search_space": SPACE,
+                    "search": {"algorithm": "random", "warm_start": {"experiment": "x"}}})
+
+
+def test_warm_start_names_exactly_one_source():
+    with pytest.raises(SpecError, match="exactly one of experiment"):
+        parse_spec({"name": "w", "search_space": SPACE,
+                    "search": {"warm_start": {"experiment": "x", "run_id": "y"}}})
+
+
+@pytest.mark.slow
+def test_warm_started_job_reads_the_earlier_job_from_mlflow(ray_session, tracking_uri, tmp_path,
+                                                           caplog):
+    from mlflow.tracking import MlflowClient
+
+    from tuning.run import JobError, run_job
+
+    common = {"data": {"rows": 5000, "fraud_rate": 0.02, "seed": 0},
+              "scheduler": {"type": "fifo"},
+              "training": {"num_boost_round": 20, "report_every": 10},
+              "tracking": {"tracking_uri": tracking_uri, "log_model": False},
+              "storage": {"path": str(tmp_path / "runs")}}
+    first = run_job(parse_spec({"name": "earlier", "search_space": SPACE,
+                                "search": {"algorithm": "random", "seed": 1},
+                                "budget": {"num_samples": 3, "max_concurrent": 2}, **common}),
+                    progress=False)
+    assert first.count("FINISHED") == 3
+    later = {"name": "later", "search_space": SPACE,
+             "budget": {"num_samples": 3, "max_concurrent": 2}, **common}
+    by_name = parse_spec({**later, "search": {"algorithm": "tpe",
+                                              "warm_start": {"experiment": "earlier"}}})
+    searcher = build_searcher(by_name)
+    # Each earlier trial comes back with its config and its last (<= best) objective value.
+    assert len(searcher.observations) == 3
+    for trial in first.trials:
+        config = {k: trial.config[k] for k in SPACE}
+        matches = [o for o in searcher.observations if o.config == config]
+        assert len(matches) == 1
+        assert 0 < matches[0].value <= trial.best_value
+
+    by_run = parse_spec({**later, "search": {
+        "algorithm": "gp", "warm_start": {"run_id": first.parent_run_id}}})
+    result = run_job(by_run, progress=False)
+    assert len(result.trials) == 3 and result.count("FAILED") == 0
+    client = MlflowClient(tracking_uri)
+    children = client.search_runs([result.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
+    assert len(children) == 3  # the replayed trials are not re-run or re-logged
+
+    narrower = {**SPACE, "max_depth": {"type": "randint", "low": 2, "high": 3}}
+    with caplog.at_level(logging.WARNING, logger="tuning.warm_start"):
+        kept = build_searcher(parse_spec({**later, "search_space": narrower, "search": {
+            "algorithm": "tpe", "warm_start": {"run_id": first.parent_run_id}}}))
+    outside = sum(t.config["max_depth"] != 2 for t in first.trials)
+    assert len(getattr(kept, "observations", [])) == 3 - outside
+    if outside:
+        assert f"skipped {outside} of 3 earlier trials" in caplog.text
+
+    with pytest.raises(JobError, match="no MLflow experiment 'nope'"):
+        build_searcher(parse_spec({**later, "search": {"warm_start": {"experiment": "nope"}}}))
