@@ -187,6 +187,7 @@ def summary_dict(result: Any) -> dict[str, Any]:
             "threshold": best.threshold, "config": best.config,
         },
         "test": result.test_metrics,
+        "test_intervals": (result.verdict or {}).get("intervals", {}),
         "unlogged_records": result.unlogged_records,
         "mlflow_driver_ms_per_result": round(result.mlflow_ms_per_result, 3),
     }
@@ -214,10 +215,10 @@ def _print_result(result: Any, as_json: bool) -> None:
         best = result.best
         print(f"\nBest trial {best.trial_id}: {result.metric} = {best.best_value:.4f} at round "
               f"{best.best_round}, threshold {_fmt(best.threshold)}")
-        print("Test set (model refit on train+validation, threshold from validation):")
-        for key in ("aucpr", "roc_auc", "precision", "recall", "f1", "fpr", "recall_at_fpr", "cost"):
-            if key in result.test_metrics:
-                print(f"  test_{key:<16} {result.test_metrics[key]:.4f}")
+        if result.verdict is not None:
+            from tuning.verdict import summary_lines
+
+            print("\n".join(summary_lines(result.verdict)))
     if result.unlogged_records < 0:
         print(f"\nOffline job: nothing was logged. Log it with: tuning sync {result.experiment_dir}")
         return

@@ -322,6 +322,16 @@ class TrackingSpec(_Section):
         120, ge=0, description="how long the end of a job waits for an unreachable store")
 
 
+class EvaluationSpec(_Section):
+    """The final verdict on the test set."""
+
+    refit: Literal["train_val", "train"] = Field(
+        "train_val", description="train_val: refit on train+validation with the best rounds; "
+        "train: the trial's own model (same data, params and rounds)")
+    bootstrap: int = Field(200, ge=0, description="bootstrap replicates for the 95% intervals")
+    seed: int = 0
+
+
 class StorageSpec(_Section):
     path: str = DEFAULT_STORAGE
 
@@ -341,6 +351,7 @@ class Spec(_Section):
     budget: BudgetSpec = BudgetSpec()
     resources: ResourcesSpec = ResourcesSpec()
     tracking: TrackingSpec = TrackingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
     storage: StorageSpec = StorageSpec()
 
     @field_validator("search_space", mode="before")

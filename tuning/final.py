@@ -6,6 +6,8 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
+
 from tuning.config import Spec
 
 logger = logging.getLogger(__name__)
@@ -60,25 +62,33 @@ def pick_best(trials: list[Any], mode: str) -> Any | None:
     return (max if mode == "max" else min)(scored, key=lambda t: t.best_value)
 
 
-def evaluate_best(spec: Spec, data: Any, best: Any) -> tuple[Any, dict[str, float]]:
-    """Refit the best configuration on train+validation and score the test set once.
+def evaluate_best(spec: Spec, data: Any, best: Any) -> tuple[Any, np.ndarray]:
+    """Refit the best configuration and score the test set once; return (booster, scores).
 
-    The threshold is the one the trial chose on the validation set, so the test
-    figures are an honest estimate of the deployed operating point.
+    ``evaluation.refit: train_val`` (default) refits on train+validation with the
+    best trial's number of rounds; ``train`` rebuilds the trial's own model.
     """
-    from trainables.objectives import evaluate
+    import xgboost as xgb
+
     from trainables.xgboost_fraud import fit_final
     from tuning.run import train_settings
 
-    settings = train_settings(spec)
-    booster = fit_final(data, best.config, settings, rounds=max(1, best.best_round or 1),
-                        include_val=True)
-    import xgboost as xgb
-
+    booster = fit_final(data, best.config, train_settings(spec),
+                        rounds=max(1, best.best_round or 1),
+                        include_val=spec.evaluation.refit == "train_val")
     scores = booster.predict(xgb.DMatrix(data.test.X, enable_categorical=True))
-    metrics = evaluate(data.test.y, scores, settings.objective, settings.objective_settings,
-                       amounts=data.test.amount, threshold=best.threshold)
-    return booster, metrics
+    return booster, scores
+
+
+def verdict_of(spec: Spec, data: Any, best: Any, scores: np.ndarray) -> dict[str, Any]:
+    """The test-set verdict at the threshold the best trial chose on validation."""
+    from tuning.run import train_settings
+    from tuning.verdict import build_verdict
+
+    settings = train_settings(spec)
+    return build_verdict(data.test.y, scores, data.test.amount, settings.objective,
+                         settings.objective_settings, best.threshold,
+                         spec.evaluation.bootstrap, spec.evaluation.seed, spec.evaluation.refit)
 
 
 def log_model(client_uri: str, run_id: str, booster: Any, data: Any, threshold: float | None) -> str:
@@ -95,5 +105,8 @@ def log_model(client_uri: str, run_id: str, booster: Any, data: Any, threshold: 
         info = mlflow.xgboost.log_model(
             booster, name="model", signature=signature, input_example=example,
             model_format="ubj", metadata={"threshold": threshold},
+            # Inferring requirements loads the model in a subprocess (7-12 s a job);
+            # the flavour's own list is what inference would find.
+            pip_requirements=mlflow.xgboost.get_default_pip_requirements(),
         )
     return info.model_uri

@@ -65,10 +65,15 @@ def start_parent_run(client: MlflowClient, spec: Spec, data_fingerprint: str,
 
 
 def log_outcome(client: MlflowClient, run_id: str, best: Any, test_metrics: dict[str, float],
-                counts: dict[str, int], stop_reason: str) -> None:
+                counts: dict[str, int], stop_reason: str,
+                intervals: dict[str, list[float]] | None = None) -> None:
     """Record the best trial, the test-set verdict and the trial counts on the parent."""
     now = 0
     metrics = [Metric(f"test_{k}", float(v), now, 0) for k, v in test_metrics.items()]
+    for key, (low, high) in (intervals or {}).items():
+        if low == low:  # nan when the bootstrap could not estimate it
+            metrics += [Metric(f"test_{key}_ci_low", float(low), now, 0),
+                        Metric(f"test_{key}_ci_high", float(high), now, 0)]
     metrics += [Metric(f"trials_{k}", float(v), now, 0) for k, v in counts.items()]
     tags = [RunTag("tuning.stop_reason", stop_reason)]
     params: list[Param] = []

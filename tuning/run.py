@@ -50,6 +50,7 @@ class JobResult:
     trials: list[TrialSummary]
     best: TrialSummary | None
     test_metrics: dict[str, float]
+    verdict: dict[str, Any] | None
     unlogged_records: int
     mlflow_ms_per_result: float
 
@@ -359,7 +360,8 @@ def _restored_tracker(tuner: Any, uri: str) -> Any:
 
 def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_dir: Path,
                     resumed: bool) -> JobResult:
-    from tuning.final import evaluate_best, pick_best, summarise
+    from tuning.final import evaluate_best, pick_best, summarise, verdict_of
+    from tuning.verdict import write_verdict
     from tuning.stoppers import job_stop_reason
     from tuning.state import read_job_state, write_job_state
     from tuning.sync import BEST_MODEL_FILE
@@ -385,9 +387,13 @@ def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_
     mode = spec.objective.resolved_mode
     best = pick_best(trials, mode)
     test_metrics: dict[str, float] = {}
+    verdict: dict[str, Any] | None = None
     if best is not None:
-        booster, test_metrics = evaluate_best(spec, data, best)
+        booster, scores = evaluate_best(spec, data, best)
         booster.save_model(str(experiment_dir / BEST_MODEL_FILE))
+        verdict = verdict_of(spec, data, best, scores)
+        write_verdict(experiment_dir, verdict, data.test.y, scores)
+        test_metrics = verdict["metrics"]
     counts = {s.lower(): sum(t.status == s for t in trials)
               for s in ("FINISHED", "KILLED", "FAILED")}
     counts["total"] = len(trials)
@@ -396,19 +402,20 @@ def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_
         "best": None if best is None else {
             "trial_id": best.trial_id, "config": best.config, "metrics": best.metrics,
             "best_round": best.best_round, "threshold": best.threshold},
-        "test_metrics": test_metrics, "counts": counts, "stop_reason": stop_reason,
+        "test_metrics": test_metrics, "verdict": verdict, "counts": counts,
+        "stop_reason": stop_reason,
         "log_model": spec.tracking.log_model,
     })
     write_job_state(experiment_dir, **state)
     known = {t.trial_id for t in getattr(results._experiment_analysis, "trials", None) or []}
-    unlogged = _finish_tracking(experiment_dir, state, tracker, unwritten, resumed, known)
+    unlogged = _finish_tracking(experiment_dir, state, tracker, unwritten, resumed, known, data)
     per_result = (tracker.driver_seconds * 1000 / max(tracker.results_seen, 1)
                   if tracker is not None else 0.0)
     return JobResult(
         name=spec.name, parent_run_id=state.get("parent_run_id") or "",
         experiment_id=state.get("experiment_id") or "", tracking_uri=state["tracking_uri"],
         experiment_dir=str(experiment_dir), metric=spec.objective.result_key, mode=mode,
-        wall_s=wall, trials=trials, best=best, test_metrics=test_metrics,
+        wall_s=wall, trials=trials, best=best, test_metrics=test_metrics, verdict=verdict,
         unlogged_records=unlogged, mlflow_ms_per_result=per_result,
     )
 
@@ -419,7 +426,7 @@ def _interrupted(results: Any) -> bool:
 
 
 def _finish_tracking(experiment_dir: Path, state: dict[str, Any], tracker: Any,
-                     unwritten: int, resumed: bool, known_trial_ids: set[str]) -> int:
+                     unwritten: int, resumed: bool, known_trial_ids: set[str], data: Any) -> int:
     """Complete the MLflow side; return the records left unlogged (0 when all is there).
 
     After a resume or an outage, the job folder is replayed into MLflow first, so
@@ -436,12 +443,12 @@ def _finish_tracking(experiment_dir: Path, state: dict[str, Any], tracker: Any,
     uri = state["tracking_uri"]
     try:
         if unwritten or resumed:
-            report = sync_job(experiment_dir, uri, known_trial_ids)
+            report = sync_job(experiment_dir, uri, known_trial_ids, data)
             logger.info("replayed from the job folder: %d runs created, %d metric values, "
                         "%d statuses fixed, %d orphan runs removed", report.runs_created,
                         report.metric_points, report.statuses_fixed, report.orphans_removed)
         else:
-            complete_parent(MlflowClient(uri), uri, experiment_dir, state)
+            complete_parent(MlflowClient(uri), uri, experiment_dir, state, data)
     except Exception as err:  # noqa: BLE001 - the store may still be down: keep the job
         logger.error("MLflow store %s unreachable at the end of the job (%s); run `tuning sync "
                      "%s` when it is back", uri, str(err).splitlines()[0][:200], experiment_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning.tracking import Record, RunWriter
+from tuning.verdict import VERDICT_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def remove_orphans(writer: RunWriter, known_trial_ids: set[str]) -> int:
 
 
 def sync_job(experiment_dir: Path, tracking_uri: str | None = None,
-             known_trial_ids: set[str] | None = None) -> SyncReport:
+             known_trial_ids: set[str] | None = None, data: Any = None) -> SyncReport:
     """Make the MLflow store match a job folder; create the parent run if it has none."""
     from mlflow.tracking import MlflowClient
 
@@ -143,12 +144,13 @@ def sync_job(experiment_dir: Path, tracking_uri: str | None = None,
     report = sync_trials(writer, read_trials(experiment_dir), spec.name, finished,
                          known_trial_ids)
     if finished:
-        report.parent_completed = complete_parent(client, uri, experiment_dir, state)
+        report.parent_completed = complete_parent(client, uri, experiment_dir, state, data)
     write_job_state(experiment_dir, **{**state, "tracking_uri": uri, "synced": finished})
     return report
 
 
-def complete_parent(client: Any, uri: str, experiment_dir: Path, state: dict[str, Any]) -> bool:
+def complete_parent(client: Any, uri: str, experiment_dir: Path, state: dict[str, Any],
+                    data: Any = None) -> bool:
     """Log the job's outcome and best model on the parent run unless it already has them."""
     from tuning.final import log_model
     from tuning.parent import log_outcome
@@ -162,7 +164,11 @@ def complete_parent(client: Any, uri: str, experiment_dir: Path, state: dict[str
         return False
     best = outcome.get("best")
     log_outcome(client, run_id, _Best(**best) if best else None, outcome["test_metrics"],
-                outcome["counts"], outcome["stop_reason"])
+                outcome["counts"], outcome["stop_reason"],
+                intervals=(outcome.get("verdict") or {}).get("intervals", {}))
+    verdict_dir = experiment_dir / VERDICT_DIR
+    if verdict_dir.is_dir():
+        client.log_artifacts(run_id, str(verdict_dir), VERDICT_DIR)
     model_file = experiment_dir / BEST_MODEL_FILE
     if outcome.get("log_model") and model_file.exists():
         import xgboost as xgb
@@ -170,9 +176,10 @@ def complete_parent(client: Any, uri: str, experiment_dir: Path, state: dict[str
         from tuning.config import parse_spec
         from tuning.run import load_data
 
-        spec = parse_spec(state["spec"], source=str(experiment_dir))
+        if data is None:  # `tuning sync` in a later process: the example rows need the data
+            data = load_data(parse_spec(state["spec"], source=str(experiment_dir)))
         booster = xgb.Booster(model_file=str(model_file))
-        log_model(uri, run_id, booster, load_data(spec),
+        log_model(uri, run_id, booster, data,
                   best.get("threshold") if best else None)
     client.set_terminated(run_id, "FINISHED")
     return True
