@@ -38,3 +38,13 @@ def in_tmp(tmp_path, monkeypatch):
     """Run the test from tmp_path so job folders and stores land there."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def record_fault(fault: str, **figures) -> None:
+    """Append one injected fault's figures to $RELIABILITY_LOG (for docs/reliability.md)."""
+    import json
+
+    path = os.environ.get("RELIABILITY_LOG")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"fault": fault, **figures}) + "\n")

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from typing import Any, Sequence
 
@@ -250,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     _configure_logging(args.debug)
+    # Progress bars of artifact transfers would interleave with the job's own lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     handler = getattr(args, "func", None) or COMMANDS[args.command]
     try:
         return handler(args)

@@ -19,10 +19,14 @@ def summarise(results: Any, spec: Spec) -> list[Any]:
 
     key, mode = spec.objective.result_key, spec.objective.resolved_mode
     out = []
-    for result in results:
+    # Results come in the order of Tune's trials; a trial that never reported has no
+    # trial_id in its metrics, so the id is taken from the trial itself.
+    trials = getattr(results._experiment_analysis, "trials", None) or []
+    ids = [t.trial_id for t in trials]
+    for i, result in enumerate(results):
         history = result.metrics_dataframe
         last = result.metrics or {}
-        trial_id = last.get("trial_id") or (result.path.rsplit("_", 2)[-2] if result.path else "?")
+        trial_id = last.get("trial_id") or (ids[i] if i < len(ids) else "?")
         config = {k: v for k, v in (result.config or {}).items()}
         if result.error is not None:
             status = "FAILED"

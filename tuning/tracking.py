@@ -64,7 +64,7 @@ class RunWriter:
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
-                 max_backoff_s: float = 30.0) -> None:
+                 max_backoff_s: float = 10.0) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -146,13 +146,17 @@ class RunWriter:
                 try:
                     self.write(self._backlog)
                     self._backlog = []
+                    if backoff > 0.5:
+                        logger.warning("MLflow store reachable again; buffered records written")
                     backoff = 0.5
                 except Exception as err:  # noqa: BLE001 - any store failure is retried
                     self.stats["retries"] += 1
                     self.last_error = f"{type(err).__name__}: {err}"
-                    logger.warning("MLflow write failed (%s); retrying in %.1fs (%d records "
-                                   "buffered)", self.last_error.splitlines()[0], backoff,
-                                   len(self._backlog))
+                    # One warning per outage; the retries themselves are debug noise.
+                    log = logger.warning if backoff == 0.5 else logger.debug
+                    log("MLflow write failed (%s); buffering and retrying with backoff "
+                        "(%d records buffered)", self.last_error.splitlines()[0][:300],
+                        len(self._backlog))
                     if self._closing.wait(backoff):
                         return
                     backoff = min(backoff * 2, self.max_backoff_s)

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ def main(request_path: str) -> int:
     try:
         workers = [cluster.add_node(**node) for node in request["workers"]]
         cluster.wait_for_nodes()
+        removed: dict[str, str] = {}
+        if request.get("remove_busy_worker"):
+            threading.Thread(target=_remove_busy_worker, daemon=True,
+                             args=(cluster, workers, spec, removed)).start()
         result = run_job(spec, address=cluster.address, progress=False)
         summary = {
             "parent_run_id": result.parent_run_id,
@@ -68,12 +73,36 @@ def main(request_path: str) -> int:
             "unlogged_records": result.unlogged_records,
             "worker_node_ids": [node.node_id for node in workers],
             "head_node_id": cluster.head_node.node_id,
+            "removed_node_id": removed.get("node_id"),
+            "removed_while_running": removed.get("trial_id"),
         }
     finally:
         ray.shutdown()
         cluster.shutdown()
     print(json.dumps(summary))
     return 0
+
+
+def _remove_busy_worker(cluster: Any, workers: list, spec: Any, removed: dict) -> None:
+    """Kill a worker node (no graceful drain) once a trial on it has logged a result."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking_uri())
+    by_id = {node.node_id: node for node in workers}
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not removed:
+        time.sleep(0.3)
+        experiment = client.get_experiment_by_name(spec.experiment_name)
+        if experiment is None:
+            continue
+        for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+            node_id = run.data.tags.get("ray.node_id")
+            if node_id in by_id and run.data.metrics:
+                cluster.remove_node(by_id[node_id], allow_graceful=False)
+                removed.update(node_id=node_id, trial_id=run.data.tags["ray.trial_id"])
+                break
 
 
 if __name__ == "__main__":

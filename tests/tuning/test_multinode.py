@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cluster_job import child_runs, run_on_cluster
+from conftest import record_fault
 from trainables.data import make_synthetic
 from tuning.state import read_job_state
 
@@ -61,3 +62,48 @@ def test_trials_spread_over_worker_nodes_and_all_results_reach_mlflow(tmp_path):
     state = read_job_state(job)
     assert state["tune_path"] == f"file://{storage}/{job.name}"
     assert list((storage / job.name).glob("experiment_state*.json"))
+
+
+@pytest.mark.slow
+def test_lost_node_trials_resume_elsewhere_logged_once(tmp_path):
+    """A worker node dies mid-job: its trials move to the other node, from checkpoints."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    spec = {
+        "name": "lostnode",
+        "data": {"rows": 20_000, "fraud_rate": 0.01, "seed": 6, "min_positives": 5},
+        "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
+                         "max_depth": 6},
+        "search": {"algorithm": "random", "seed": 0},
+        "scheduler": {"type": "fifo"},
+        "training": {"num_boost_round": 400, "report_every": 50, "checkpoint_every": 1},
+        "budget": {"num_samples": 4, "max_concurrent": 2, "max_failures": 3},
+        "resources": {"cpu": 1},
+        "tracking": {"tracking_uri": uri, "log_model": False},
+        # Checkpoints in a folder every node reaches, so a moved trial finds them.
+        "storage": {"path": f"file://{tmp_path / 'shared'}"},
+    }
+    summary = run_on_cluster({"spec": spec, "head": {"num_cpus": 0},
+                              "workers": [{"num_cpus": 1}, {"num_cpus": 1}],
+                              "remove_busy_worker": True}, tmp_path, timeout=600)
+
+    assert summary["removed_node_id"], "a worker node was removed mid-job"
+    survivor = next(n for n in summary["worker_node_ids"] if n != summary["removed_node_id"])
+    assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 4
+    assert summary["unlogged_records"] == 0
+    runs = child_runs(uri, summary)
+    assert len(runs) == 4, "every trial logged once"
+    client = MlflowClient(uri)
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_aucpr")]
+        assert sorted(steps) == [50 * i for i in range(1, 9)], "no step lost or duplicated"
+        assert run.info.status == "FINISHED"
+    moved = next(r for r in runs if r.data.tags["ray.trial_id"] == summary["removed_while_running"])
+    assert int(moved.data.tags["tuning.retries"]) >= 1
+    assert moved.data.tags["ray.node_id"] == survivor, "it finished on the surviving node"
+    assert int(moved.data.tags.get("tuning.restored_from_round", 0)) >= 50, \
+        "it resumed from its checkpoint, not from scratch"
+    record_fault("worker node removed mid-job (3-node cluster)", trials=4, child_runs=len(runs),
+                 points=sum(len(client.get_metric_history(r.info.run_id, "val_aucpr"))
+                            for r in runs), duplicated=0,
+                 outcome=f"trial moved to the surviving node, resumed from round "
+                         f"{moved.data.tags.get('tuning.restored_from_round')}")

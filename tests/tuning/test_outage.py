@@ -16,16 +16,19 @@ from tuning.run import run_job
 from tuning.server import ServerSettings, TrackingServer, free_port
 from tuning.tracking import PARENT_TAG, metrics_of
 
+from conftest import record_fault
+
 pytestmark = pytest.mark.slow
 
 SPEC = {
     "name": "outage",
-    "data": {"rows": 8000, "fraud_rate": 0.03, "seed": 4},
+    # Trials of a few seconds each, so that training goes on through the outage.
+    "data": {"rows": 30000, "fraud_rate": 0.02, "seed": 4},
     "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
-                     "max_depth": {"type": "randint", "low": 3, "high": 7}},
+                     "max_depth": 6},
     "search": {"algorithm": "random", "seed": 2},
     "scheduler": {"type": "fifo"},
-    "training": {"num_boost_round": 300, "report_every": 10, "checkpoint_every": 5},
+    "training": {"num_boost_round": 600, "report_every": 20, "checkpoint_every": 10},
     "budget": {"num_samples": 4, "max_concurrent": 2},
 }
 
@@ -38,6 +41,11 @@ def _expected_points(job_dir: Path) -> tuple[int, int]:
         for line in result_file.read_text().splitlines():
             points += len(metrics_of(json.loads(line)))
     return trials, points
+
+
+def _results(job_dir: Path) -> list[dict]:
+    return [json.loads(line) for f in job_dir.glob("*/result.json")
+            for line in f.read_text().splitlines()]
 
 
 def _logged(uri: str, experiment_id: str, parent: str) -> tuple[int, int, int]:
@@ -69,42 +77,49 @@ def _outage_when_logging(server: TrackingServer, tmp_path: Path, port: int, down
         experiment = client.get_experiment_by_name("outage")
         if experiment is None:
             continue
-        runs = client.search_runs([experiment.experiment_id], "tags.`tuning.role` != 'parent'")
-        if any(r.data.metrics for r in runs):
+        runs = client.search_runs([experiment.experiment_id])
+        if any(r.data.metrics for r in runs if PARENT_TAG in r.data.tags):
             break
     server.stop()
-    events["stopped"] = time.monotonic()
+    events["stopped"] = time.time()
     time.sleep(down_s)
     if restart:
         events["server"] = _server(tmp_path, port).start()
-        events["restarted"] = time.monotonic()
+        events["restarted"] = time.time()
 
 
 def test_outage_mid_job_loses_nothing(ray_session, tmp_path):
     port = free_port()
     server = _server(tmp_path, port).start()
     events: dict = {}
-    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": server.url},
+    # The end of the job waits (up to flush_timeout_s) for the store to come back.
+    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": server.url, "flush_timeout_s": 600},
                        "storage": {"path": str(tmp_path / "runs")}})
     chaos = threading.Thread(target=_outage_when_logging,
                              args=(server, tmp_path, port, 6.0, True, events))
     chaos.start()
     try:
         result = run_job(spec, progress=False)
-        events["job_done"] = time.monotonic()
+        events["job_done"] = time.time()
     finally:
         chaos.join()
         if "server" in events:
             restarted = events["server"]
     try:
-        assert events["stopped"] < events["restarted"] < events["job_done"], \
-            "the outage happened, and ended, mid-job"
+        assert events["stopped"] < events["restarted"] < events["job_done"]
+        # Trials kept running while the store was down.
+        during = [r for r in _results(Path(result.experiment_dir))
+                  if events["stopped"] < r["timestamp"] < events["restarted"]]
+        assert during, "results were produced during the outage"
         assert result.unlogged_records == 0
         trials, points = _expected_points(Path(result.experiment_dir))
         runs, logged, duplicates = _logged(restarted.url, result.experiment_id,
                                            result.parent_run_id)
         assert trials == 4
         assert (runs, logged, duplicates) == (trials, points, 0)
+        record_fault("MLflow server stopped mid-job for 6 s, then restarted", trials=trials,
+                     child_runs=runs, points_expected=points, points=logged,
+                     duplicated=duplicates, outcome="buffered and written on return")
         parent = MlflowClient(restarted.url).get_run(result.parent_run_id)
         assert parent.info.status == "FINISHED"
     finally:
@@ -122,7 +137,7 @@ def test_store_that_never_returns_then_sync(ray_session, tmp_path, capsys):
     chaos.start()
     try:
         result = run_job(spec, progress=False)
-        events["job_done"] = time.monotonic()
+        events["job_done"] = time.time()
     finally:
         chaos.join()
     assert events["stopped"] < events["job_done"], "the outage happened mid-job"
@@ -135,6 +150,10 @@ def test_store_that_never_returns_then_sync(ray_session, tmp_path, capsys):
         assert "parent run completed" in out
         trials, points = _expected_points(Path(result.experiment_dir))
         assert _logged(back.url, result.experiment_id, result.parent_run_id) == (trials, points, 0)
+        record_fault("MLflow server stopped mid-job, never back; `tuning sync` later",
+                     trials=trials, child_runs=trials, points_expected=points, points=points,
+                     duplicated=0, unlogged_at_job_end=result.unlogged_records,
+                     outcome="job finished, reported what it could not log; sync replayed it")
         # A second sync finds nothing to add.
         assert main(["sync", result.experiment_dir, "--tracking-uri", back.url]) == 0
         assert "0 runs created, 0 metric values logged, 0 statuses fixed" in \

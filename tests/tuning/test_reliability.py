@@ -20,6 +20,8 @@ from tuning.run import run_job
 from tuning.state import SchedulerStateCallback, recorded_results
 from tuning.tracking import PARENT_TAG, TRIAL_TAG
 
+from conftest import record_fault
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,6 +99,12 @@ def test_failed_trials_retry_in_the_same_run(ray_session, tmp_path, max_failures
             assert "injected fault at round 25" in child.data.tags["tuning.error"]
             assert steps == [10, 20]
     assert result.count("FAILED") == (0 if max_failures else 3)
+    all_steps = [_steps(client, c.info.run_id) for c in children]
+    record_fault(f"trial raises at round 25, max_failures={max_failures}", trials=3,
+                 child_runs=len(children), points=sum(map(len, all_steps)),
+                 duplicated=sum(len(s) - len(set(s)) for s in all_steps),
+                 outcome="retried from the round-20 checkpoint in the same run" if max_failures
+                 else "FAILED with the error tagged; job finished")
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials_failed"] == (0 if max_failures else 3)
@@ -195,9 +203,9 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     kept = 0
     for trial_id, (status, end_time, steps) in before.items():
         if trial_id not in after:
-            # Started after Tune's last state snapshot: Tune re-suggested it under a new
-            # id, and its run was removed as an orphan rather than left RUNNING forever.
-            assert status == "RUNNING"
+            # Started after Tune's last state snapshot (1 s here), so Tune never knew it:
+            # the resumed job re-suggested it under a new id, and its run was removed as
+            # an orphan rather than left behind as a second run for one configuration.
             assert all_runs[trial_id].info.lifecycle_stage == "deleted"
             assert "tuning.orphan" in all_runs[trial_id].data.tags
         elif status in ("FINISHED", "KILLED") and saved.get(trial_id) == "TERMINATED":
@@ -207,6 +215,13 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
         else:  # interrupted (or not yet saved as done): continued, keeping what it logged
             assert after[trial_id][2][:len(steps)] == steps
     assert kept >= 1, "at least one finished trial was checked"
+    record_fault("driver killed (SIGKILL) mid-job, then `tuning resume`",
+                 trials=len(after), child_runs=len(after),
+                 before_kill=f"{kept} done, {sum(s[0] == 'RUNNING' for s in before.values())} running",
+                 points=sum(len(s[2]) for s in after.values()),
+                 duplicated=sum(len(s[2]) - len(set(s[2])) for s in after.values()),
+                 orphans_removed=sum(t not in after for t in before),
+                 outcome="same parent run; finished trials untouched; ASHA rungs restored")
     interrupted = [t for t, s in before.items() if s[0] == "RUNNING" and t in after]
     runs = {r.data.tags[TRIAL_TAG]: r for r in _children(client, experiment_id, parent_id)}
     assert any(int(runs[t].data.tags.get("tuning.restored_from_round", 0)) > 0
