@@ -431,7 +431,7 @@ class Spec(_Section):
             for key in parents:
                 node = node[key]
             node[leaf] = value
-        return parse_spec(raw, source="<overrides>")
+        return parse_spec(raw, source="command line")
 
 
 # ----------------------------------------------------------------- loading
@@ -450,8 +450,9 @@ def _format_error(err: ValidationError, source: str) -> str:
         elif item["type"] == "missing":
             msg = "is required"
         value = item.get("input")
-        shown = "" if item["type"] in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
-        parts.append(f"{path}: {msg}{shown}")
+        shown = ("" if item["type"] == "missing" or isinstance(value, dict) or repr(value) in msg
+                 else f" (got {value!r})")
+        parts.append(f"{path}: {msg}{shown}" if loc else f"{msg}{shown}")
     return f"{source}: " + "; ".join(parts)
 
 

@@ -190,6 +190,7 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
     completion criteria to share (default: built from ``spec.budget``).
     """
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from tuning.schedulers import build_scheduler
     from tuning.search import build_searcher
@@ -224,7 +225,8 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
         name=experiment_dir.name,
         # A URI (s3://...) goes to Tune as written; a local path is the job folder's parent.
         storage_path=tune_storage(spec.storage.path, experiment_dir),
-        callbacks=[*callbacks, *([stopper] if stopper else []), SchedulerStateCallback(scheduler)],
+        callbacks=[*callbacks, *([stopper] if stopper else []), SchedulerStateCallback(scheduler),
+                   JsonLoggerCallback()],
         stop=stopper,
         failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         # Tune forces an experiment snapshot whenever a trial has saved num_to_keep
@@ -328,6 +330,10 @@ def _quiet_http_retries() -> None:
     # Snapshot the experiment state often enough that a killed driver loses little.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's CSV and TensorBoard loggers cost driver time per result and duplicate
+    # what MLflow holds; result.json (JsonLoggerCallback, added in build_tuner) stays:
+    # it is what `tuning sync` and the result grid read.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
 def _callbacks(spec: Spec, uri: str, experiment_id: str | None, parent_run_id: str | None,
