@@ -69,7 +69,9 @@ class ProgressCallback(Callback):
             eta = f", ~{elapsed / done * (self.num_samples - done):.0f}s left"
         best = (f"best {self.metric} {self.best[0]:.4f} ({self.best[1]})"
                 if self.best else "no result yet")
-        return (f"[{elapsed:6.1f}s] trials {done}/{self.num_samples} done "
+        filled = int(20 * done / max(self.num_samples, 1))
+        bar = "#" * min(filled, 20) + "-" * max(20 - filled, 0)
+        return (f"[{elapsed:6.1f}s] [{bar}] {done}/{self.num_samples} trials done "
                 f"({self.finished} finished, {self.stopped} stopped early, {self.failed} failed), "
                 f"{len(self.running)} running | {best}{eta}")
 

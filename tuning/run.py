@@ -122,19 +122,28 @@ def _check_reachable(address: str) -> None:
                        f"({err.strerror or err})") from None
 
 
-def check_resources(spec: Spec) -> None:
-    """Reject a per-trial request the cluster can never satisfy."""
+def check_resources(spec: Spec, autoscaling: bool = False) -> None:
+    """Reject a per-trial request the cluster can never satisfy.
+
+    On an existing cluster (``--address``) the autoscaler may add the nodes the
+    trials ask for (GPU workers start at 0 in ``cluster.yaml``): warn instead.
+    """
     import ray
 
     total = ray.cluster_resources()
+    problems = []
     if spec.resources.gpu > 0 and total.get("GPU", 0) <= 0:
-        raise JobError(f"resources.gpu: {spec.resources.gpu} GPU per trial requested, "
-                       "but the Ray cluster has no GPU")
+        problems.append(f"resources.gpu: {spec.resources.gpu} GPU per trial requested, "
+                        "but the Ray cluster has no GPU")
     per_node_cpu = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]),
                        default=0)
     if spec.resources.cpu > per_node_cpu:
-        raise JobError(f"resources.cpu: {spec.resources.cpu} CPUs per trial requested, but the "
-                       f"largest Ray node has {per_node_cpu:g}")
+        problems.append(f"resources.cpu: {spec.resources.cpu} CPUs per trial requested, but "
+                        f"the largest Ray node has {per_node_cpu:g}")
+    if problems and not autoscaling:
+        raise JobError(problems[0])
+    for problem in problems:
+        logger.warning("%s now; waiting for the autoscaler to add such a node", problem)
 
 
 def default_concurrency(spec: Spec) -> int:
@@ -259,7 +268,7 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True,
     if not offline:
         check_tracking(uri)
     connect_ray(address)
-    check_resources(spec)
+    check_resources(spec, autoscaling=address is not None)
     experiment_dir = new_experiment_dir(spec)
     experiment_id = parent_run_id = None
     if not offline:

@@ -88,23 +88,30 @@ def _outage_when_logging(server: TrackingServer, tmp_path: Path, port: int, down
         events["restarted"] = time.time()
 
 
-def test_outage_mid_job_loses_nothing(ray_session, tmp_path):
+def _job_with_outage(tmp_path: Path, down_s: float, restart: bool,
+                     flush_timeout_s: float) -> tuple:
+    """Run a job against a real server that a second thread stops mid-job."""
     port = free_port()
     server = _server(tmp_path, port).start()
     events: dict = {}
-    # The end of the job waits (up to flush_timeout_s) for the store to come back.
-    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": server.url, "flush_timeout_s": 600},
+    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": server.url,
+                                            "flush_timeout_s": flush_timeout_s},
                        "storage": {"path": str(tmp_path / "runs")}})
     chaos = threading.Thread(target=_outage_when_logging,
-                             args=(server, tmp_path, port, 6.0, True, events))
+                             args=(server, tmp_path, port, down_s, restart, events))
     chaos.start()
     try:
         result = run_job(spec, progress=False)
         events["job_done"] = time.time()
     finally:
         chaos.join()
-        if "server" in events:
-            restarted = events["server"]
+    return result, events, port
+
+
+def test_outage_mid_job_loses_nothing(ray_session, tmp_path):
+    # The end of the job waits (up to flush_timeout_s) for the store to come back.
+    result, events, _ = _job_with_outage(tmp_path, down_s=6.0, restart=True, flush_timeout_s=600)
+    restarted = events["server"]
     try:
         assert events["stopped"] < events["restarted"] < events["job_done"]
         # Trials kept running while the store was down.
@@ -127,19 +134,8 @@ def test_outage_mid_job_loses_nothing(ray_session, tmp_path):
 
 
 def test_store_that_never_returns_then_sync(ray_session, tmp_path, capsys):
-    port = free_port()
-    server = _server(tmp_path, port).start()
-    events: dict = {}
-    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": server.url, "flush_timeout_s": 3},
-                       "storage": {"path": str(tmp_path / "runs")}})
-    chaos = threading.Thread(target=_outage_when_logging,
-                             args=(server, tmp_path, port, 0.0, False, events))
-    chaos.start()
-    try:
-        result = run_job(spec, progress=False)
-        events["job_done"] = time.time()
-    finally:
-        chaos.join()
+    result, events, port = _job_with_outage(tmp_path, down_s=0.0, restart=False,
+                                            flush_timeout_s=3)
     assert events["stopped"] < events["job_done"], "the outage happened mid-job"
     assert result.unlogged_records > 0, "the job finished and says what it could not log"
 
