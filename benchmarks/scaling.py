@@ -94,14 +94,15 @@ def run_cell(rows: int, fraud_rate: float, rounds: int, report_every: int, trial
     }
 
 
-def section_efficiency(quick: bool) -> list[dict[str, Any]]:
+def section_efficiency(quick: bool, report_every: int = 10) -> list[dict[str, Any]]:
     rows = []
     for label, (n_rows, rounds, trials) in (QUICK_LENGTHS if quick else LENGTHS).items():
         for concurrency in (1, 2):
             print(f"efficiency: {label} trials, concurrency {concurrency} ...", file=sys.stderr,
                   flush=True)
-            rows.append({"length": label, **run_cell(n_rows, 0.01 if quick else 0.002, rounds,
-                                                     10, trials, concurrency)})
+            rows.append({"length": label, "report_every": report_every,
+                         **run_cell(n_rows, 0.01 if quick else 0.002, rounds, report_every,
+                                    trials, concurrency)})
     return rows
 
 
@@ -206,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes")
+    parser.add_argument("--report-every", type=int, default=10,
+                        help="training.report_every of the efficiency cells")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
@@ -214,13 +217,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_local_ray(2)
     try:
         for name in args.sections:
-            results[name] = SECTIONS[name](args.quick)
+            if name == "efficiency":
+                results[name] = section_efficiency(args.quick, args.report_every)
+            else:
+                results[name] = SECTIONS[name](args.quick)
     finally:
         if needs_ray:
             import ray
 
             ray.shutdown()
-    named = {f"{name}_quick" if args.quick else name: results[name] for name in args.sections}
+    suffix = {"efficiency": f"_every{args.report_every}" if args.report_every != 10 else ""}
+    named = {f"{name}{suffix.get(name, '')}{'_quick' if args.quick else ''}": results[name]
+             for name in args.sections}
     print(render(named, list(named)))
     args.out.mkdir(parents=True, exist_ok=True)
     # Sections run separately accumulate in one file; quick results are kept apart.
