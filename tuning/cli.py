@@ -150,7 +150,7 @@ def _report(result: Any, args: argparse.Namespace) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from tuning.config import DEFAULT_STORAGE
-    from tuning.run import JobError, check_tracking
+    from tuning.preflight import JobError, check_tracking
     from tuning.state import find_experiment_dir, read_job_state
     from tuning.sync import sync_job
 

@@ -113,7 +113,7 @@ def client_for(tracking_uri: str) -> Any:
     """An MlflowClient for ``tracking_uri``; a one-line JobError when it is unreachable."""
     from mlflow.tracking import MlflowClient
 
-    from tuning.run import check_tracking
+    from tuning.preflight import check_tracking
 
     # Opening a SQLite URI creates the file: a typo must not leave an empty store behind.
     if tracking_uri.startswith("sqlite:///"):
