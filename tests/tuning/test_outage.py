@@ -23,13 +23,13 @@ pytestmark = pytest.mark.slow
 SPEC = {
     "name": "outage",
     # Trials of a few seconds each, so that training goes on through the outage.
-    "data": {"rows": 30000, "fraud_rate": 0.02, "seed": 4},
+    "data": {"rows": 60000, "fraud_rate": 0.01, "seed": 4},
     "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
                      "max_depth": 6},
     "search": {"algorithm": "random", "seed": 2},
     "scheduler": {"type": "fifo"},
     "training": {"num_boost_round": 600, "report_every": 20, "checkpoint_every": 10},
-    "budget": {"num_samples": 4, "max_concurrent": 2},
+    "budget": {"num_samples": 6, "max_concurrent": 2},
 }
 
 
@@ -80,8 +80,8 @@ def _outage_when_logging(server: TrackingServer, tmp_path: Path, port: int, down
         runs = client.search_runs([experiment.experiment_id])
         if any(r.data.metrics for r in runs if PARENT_TAG in r.data.tags):
             break
+    events["stopped"] = time.time()  # requests fail from the first signal on
     server.stop()
-    events["stopped"] = time.time()
     time.sleep(down_s)
     if restart:
         events["server"] = _server(tmp_path, port).start()
@@ -122,7 +122,7 @@ def test_outage_mid_job_loses_nothing(ray_session, tmp_path):
         trials, points = _expected_points(Path(result.experiment_dir))
         runs, logged, duplicates = _logged(restarted.url, result.experiment_id,
                                            result.parent_run_id)
-        assert trials == 4
+        assert trials == 6
         assert (runs, logged, duplicates) == (trials, points, 0)
         record_fault("MLflow server stopped mid-job for 6 s, then restarted", trials=trials,
                      child_runs=runs, points_expected=points, points=logged,
