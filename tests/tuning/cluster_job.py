@@ -99,7 +99,11 @@ def _remove_busy_worker(cluster: Any, workers: list, spec: Any, removed: dict) -
             continue
         for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
             node_id = run.data.tags.get("ray.node_id")
-            if node_id in by_id and run.data.metrics:
+            # A trial that has reported but still has rounds to go.
+            rounds_left = run.data.metrics.get("val_aucpr") is not None and \
+                max(m.step for m in client.get_metric_history(run.info.run_id, "val_aucpr")) \
+                < spec.training.num_boost_round
+            if node_id in by_id and rounds_left:
                 cluster.remove_node(by_id[node_id], allow_graceful=False)
                 removed.update(node_id=node_id, trial_id=run.data.tags["ray.trial_id"])
                 break
