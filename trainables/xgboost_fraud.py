@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from trainables import events
 from trainables.data import Dataset
 from trainables.data_ref import DataRef, materialise
 from trainables.objectives import ObjectiveSettings, evaluate
@@ -139,10 +140,14 @@ class _Reporter(xgb.callback.TrainingCallback):
         self.started = time.perf_counter()
         self.reports = 0
         self.node_id = _node_id()
+        # Test hooks (trainables.events): off unless TUNING_EVENTS_DIR is set.
+        self.trial_id = _trial_id() if events.enabled() else None
 
     def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
         rounds = model.num_boosted_rounds()
         self._maybe_fail(rounds)
+        if self.trial_id is not None:
+            events.hold("trial.round", self.trial_id, round=rounds)
         if rounds % self.settings.report_every and rounds < self.total:
             return False
         self._report(model, rounds)
@@ -176,6 +181,8 @@ class _Reporter(xgb.callback.TrainingCallback):
             with tempfile.TemporaryDirectory() as tmp:
                 Path(tmp, MODEL_FILE).write_bytes(model.save_raw("ubj"))
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+        if self.trial_id is not None:
+            events.emit("trial.reported", trial=self.trial_id, round=rounds)
         # Training time excludes the time blocked in report (driver callbacks).
         self.started = time.perf_counter() - train_s
 
@@ -187,6 +194,12 @@ def _node_id() -> str:
         return ray.get_runtime_context().get_node_id()
     except Exception:  # noqa: BLE001 - outside Ray (unit tests) there is no node
         return "local"
+
+
+def _trial_id() -> str:
+    from ray import tune
+
+    return tune.get_context().get_trial_id()
 
 
 def _restore_booster() -> xgb.Booster | None:

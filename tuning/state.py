@@ -16,6 +16,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from trainables import events
+
 STATE_FILE = "tuning_state.json"
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class SchedulerStateCallback(Callback):
         self.scheduler.__dict__.update(pickle.loads(state["scheduler"]))
         logger.info("restored %s state (%d recorded results)", type(self.scheduler).__name__,
                     recorded_results(self.scheduler))
+        events.emit("scheduler.restored", scheduler=type(self.scheduler).__name__,
+                    rungs=rungs(self.scheduler))
 
 
 def recorded_results(scheduler: Any) -> int:
@@ -47,6 +51,13 @@ def recorded_results(scheduler: Any) -> int:
     brackets = getattr(scheduler, "_brackets", None) or []
     return sum(len(recorded) for bracket in brackets
                for _milestone, recorded in getattr(bracket, "_rungs", []))
+
+
+def rungs(scheduler: Any) -> list[list[list[Any]]]:
+    """ASHA's rungs as plain lists: per bracket, ``[milestone, {trial_id: value}]`` pairs."""
+    brackets = getattr(scheduler, "_brackets", None) or []
+    return [[[milestone, dict(recorded)] for milestone, recorded in getattr(bracket, "_rungs", [])]
+            for bracket in brackets]
 
 
 def write_job_state(experiment_dir: Path, **state: Any) -> None:

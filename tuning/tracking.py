@@ -22,6 +22,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from trainables import events
+
 logger = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -146,12 +148,16 @@ class RunWriter:
                 try:
                     self.write(self._backlog)
                     self._backlog = []
+                    events.emit("tracking.written", metric_points=self.stats["metric_points"],
+                                records=self.stats["records"])
                     if backoff > 0.5:
                         logger.warning("MLflow store reachable again; buffered records written")
                     backoff = 0.5
                 except Exception as err:  # noqa: BLE001 - any store failure is retried
                     self.stats["retries"] += 1
                     self.last_error = f"{type(err).__name__}: {err}"
+                    events.emit("tracking.write_failed", buffered=len(self._backlog),
+                                error=self.last_error.splitlines()[0][:200])
                     # One warning per outage; the retries themselves are debug noise.
                     log = logger.warning if backoff == 0.5 else logger.debug
                     log("MLflow write failed (%s); buffering and retrying with backoff "

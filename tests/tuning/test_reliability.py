@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,18 +19,19 @@ from mlflow.tracking import MlflowClient
 
 from tuning.config import parse_spec
 from tuning.run import run_job
-from tuning.state import SchedulerStateCallback, recorded_results
+from trainables.events import EVENTS_ENV, read_events
+from tuning.state import SchedulerStateCallback, recorded_results, rungs
 from tuning.tracking import PARENT_TAG, TRIAL_TAG
 
 from conftest import record_fault
+from faults import child_runs, compare, held, mlflow_points, tune_points, wait_for
+from ray_head import external_head
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_scheduler_state_survives_a_round_trip():
     """ASHA's rungs are saved with the experiment and put back into a fresh scheduler."""
-    import pickle
-
     from ray.tune.schedulers import ASHAScheduler
 
     def fresh():
@@ -116,21 +119,18 @@ KILLABLE = {
     "search_space": {"eta": {"type": "loguniform", "low": 0.02, "high": 0.3},
                      "max_depth": {"type": "randint", "low": 4, "high": 8}},
     "search": {"algorithm": "tpe", "seed": 0, "n_initial_points": 3},
-    "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2},
+    # First rung at the 3rd report (round 30): a trial held at round 25 cannot have
+    # been stopped by ASHA yet.
+    "scheduler": {"type": "asha", "grace_period": 3, "reduction_factor": 2},
     "training": {"num_boost_round": 200, "report_every": 10, "checkpoint_every": 1},
     "budget": {"num_samples": 6, "max_concurrent": 2},
 }
+HOLD_ROUND = 25  # between the 2nd report (round 20, checkpointed) and the 3rd
 
 
-def _snapshot(client, experiment_id, parent):
-    runs = _children(client, experiment_id, parent)
-    return {r.data.tags[TRIAL_TAG]: (r.info.status, r.info.end_time,
-                                     _steps(client, r.info.run_id)) for r in runs}
-
-
-def _tune_saved_statuses(folder: Path) -> dict[str, str]:
+def _tune_saved(tune_dir: Path) -> dict[str, str]:
     """Trial statuses in Tune's newest experiment snapshot (what a resume starts from)."""
-    newest = sorted(folder.glob("tuning_runs/killme-*/experiment_state-*.json"))[-1]
+    newest = max(tune_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
     statuses = {}
     for json_state, _meta in json.loads(newest.read_text())["trial_data"]:
         trial = json.loads(json_state)
@@ -138,91 +138,126 @@ def _tune_saved_statuses(folder: Path) -> dict[str, str]:
     return statuses
 
 
+def _saved_rungs(tune_dir: Path) -> list:
+    """ASHA's rungs as saved with the experiment (the scheduler-state callback's file)."""
+    from ray import cloudpickle
+
+    newest = max(tune_dir.glob("callback-states-*.pkl"), key=lambda p: p.stat().st_mtime)
+    states = cloudpickle.loads(newest.read_bytes())
+    saved = next(s for s in states.values() if s and "scheduler" in s)
+    return rungs(SimpleNamespace(**pickle.loads(saved["scheduler"])))
+
+
+def _statuses(client, runs) -> dict[str, tuple]:
+    return {r.data.tags[TRIAL_TAG]: (r.info.status, r.info.end_time,
+                                     _steps(client, r.info.run_id)) for r in runs}
+
+
+def _middle_of_job(tmp_path: Path, client_box: list, events_dir: Path, uri: str):
+    """Once two trials are held: the MLflow and Tune state of the job, when complete."""
+    if len(held(events_dir)) < 2:
+        return None
+    job = next((tmp_path / "tuning_runs").glob("killme-*"))
+    state = json.loads((job / "tuning_state.json").read_text())
+    if not client_box:  # touch the store only once the driver made it (SQLite migrations)
+        client_box.append(MlflowClient(uri))
+    client = client_box[0]
+    snap = _statuses(client, child_runs(client, state["experiment_id"], state["parent_run_id"]))
+    done = [t for t, s in snap.items() if s[0] in ("FINISHED", "KILLED")]
+    running = [t for t, s in snap.items() if s[0] == "RUNNING" and s[2] == [10, 20]]
+    saved = _tune_saved(job)
+    if (len(done) == 2 and sorted(running) == sorted(held(events_dir))
+            and all(saved.get(t) == "TERMINATED" for t in done)
+            and all(saved.get(t) == "RUNNING" for t in running)):
+        return job, state, snap, saved
+    return None
+
+
 @pytest.mark.slow
-def test_killed_driver_resumes_without_duplicates(tmp_path):
+@pytest.mark.parametrize("cluster", ["driver_started", "outlives_driver"])
+def test_killed_driver_resumes_without_duplicates(tmp_path, cluster):
+    """SIGKILL the driver while two trials are done and two are held mid-training.
+
+    The kill is placed by events: every trial after the first two is held at round
+    25 (its round-20 checkpoint written), so the job cannot end before the kill.
+    """
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({**KILLABLE, "tracking": {"tracking_uri": uri}}))
-    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
-    driver = subprocess.Popen([sys.executable, "-m", "tuning.cli", "run", str(spec_file), "-q"],
-                              cwd=tmp_path, env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    client = None
-    deadline = time.monotonic() + 300
-    before = None
-    try:
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            assert driver.poll() is None, driver.stderr.read().decode()[-3000:]
-            # Touch the store only once the driver made it (two processes creating one
-            # SQLite schema at once race on its migrations).
-            jobs = list((tmp_path / "tuning_runs").glob("killme-*/experiment_state-*.json"))
-            if not jobs:
-                continue
-            client = client or MlflowClient(uri)
-            experiment = client.get_experiment_by_name("killme")
-            state = json.loads(next((tmp_path / "tuning_runs").glob("killme-*/tuning_state.json"))
-                               .read_text())
-            snap = _snapshot(client, experiment.experiment_id, state["parent_run_id"])
-            done = [t for t, s in snap.items() if s[0] in ("FINISHED", "KILLED")]
-            running = [t for t, s in snap.items() if s[0] == "RUNNING" and len(s[2]) >= 2]
-            if len(done) >= 2 and running:
-                before = snap
-                break
-        assert before is not None, "the job never reached the middle"
-    finally:
-        # Kill the driver like a crash would, then everything it started (its own Ray).
+    events_dir = tmp_path / "events"
+    events_dir.mkdir()
+    gate = events_dir / "hold-trial.round.json"
+    gate.write_text(json.dumps({"pass": 2, "when": {"round": HOLD_ROUND}}))
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", EVENTS_ENV: str(events_dir)}
+    with contextlib.ExitStack() as stack:
+        address = (stack.enter_context(external_head(2, env))
+                   if cluster == "outlives_driver" else None)
+        extra = ["--address", address] if address else []
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "tuning.cli", "run", str(spec_file), "-q", *extra],
+            cwd=tmp_path, env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client_box: list = []
         try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        driver.wait()
-    parent_id = state["parent_run_id"]
-    assert client.get_run(parent_id).info.status == "RUNNING"
-    saved = _tune_saved_statuses(tmp_path)
-
-    resumed = subprocess.run([sys.executable, "-m", "tuning.cli", "resume", "killme", "-q"],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-                             start_new_session=True)
+            job, state, before, saved = wait_for(
+                lambda: _middle_of_job(tmp_path, client_box, events_dir, uri),
+                "two trials done and two held at round 25, all saved by Tune", driver)
+            rungs_before = _saved_rungs(job)
+        finally:
+            # A crash: the driver (and, when it started one, its own Ray) dies at once.
+            # An external cluster survives: only the driver's process is killed.
+            try:
+                if address:
+                    os.kill(driver.pid, signal.SIGKILL)
+                else:
+                    os.killpg(driver.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            driver.wait()
+        client = client_box[0]
+        parent_id, experiment_id = state["parent_run_id"], state["experiment_id"]
+        assert client.get_run(parent_id).info.status == "RUNNING"
+        gate.unlink()  # the resumed job runs free
+        resumed = subprocess.run(
+            [sys.executable, "-m", "tuning.cli", "resume", "killme", "-q", *extra],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+            start_new_session=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    # The scheduler came back with the rungs it had recorded before the kill.
-    restored = [line for line in resumed.stderr.splitlines() if "restored AsyncHyperBandScheduler" in line]
-    assert restored and "(0 recorded" not in restored[0], resumed.stderr[-3000:]
 
-    experiment_id = state["experiment_id"]
+    # The scheduler came back with exactly the rungs saved before the kill.
+    restored = [e for e in read_events(events_dir) if e["event"] == "scheduler.restored"]
+    assert len(restored) == 1
+    assert sum(len(r[1]) for bracket in rungs_before for r in bracket) >= 1, "rungs were saved"
+    assert restored[0]["rungs"] == json.loads(json.dumps(rungs_before))
+
     parents = client.search_runs([experiment_id], "tags.`tuning.role` = 'parent'")
     assert [p.info.run_id for p in parents] == [parent_id], "the same parent run, no new one"
     assert client.get_run(parent_id).info.status == "FINISHED"
-    after = _snapshot(client, experiment_id, parent_id)
-    assert len(after) == KILLABLE["budget"]["num_samples"], "one child run per trial"
-    for trial_id, (status, end_time, steps) in after.items():
+    runs = child_runs(client, experiment_id, parent_id)
+    tune_trials = {p.parent.name for p in job.glob("*/result.json")}
+    per_trial = Counter(r.data.tags[TRIAL_TAG] for r in runs)
+    assert len(per_trial) == KILLABLE["budget"]["num_samples"] == len(tune_trials)
+    assert set(per_trial.values()) == {1}, f"one child run per trial: {per_trial}"
+    assert not [r for r in child_runs(client, experiment_id, parent_id, deleted=True)
+                if r.info.lifecycle_stage == "deleted"], "no orphan: Tune knew every trial"
+    counts = compare(tune_points(job), mlflow_points(client, runs))
+    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, counts
+
+    after = _statuses(client, runs)
+    done = [t for t, s in before.items() if s[0] in ("FINISHED", "KILLED")]
+    interrupted = sorted(set(before) - set(done))
+    for trial_id in done:  # Tune had saved them as finished: not run again
+        assert after[trial_id] == before[trial_id], "finished trials were not re-run"
+    for trial_id, (status, _end, steps) in after.items():
         assert status in ("FINISHED", "KILLED")
-        assert len(steps) == len(set(steps)), f"{trial_id} logged a step twice"
-    all_runs = {r.data.tags[TRIAL_TAG]: r for r in client.search_runs(
-        [experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}'", run_view_type=3)}
-    kept = 0
-    for trial_id, (status, end_time, steps) in before.items():
-        if trial_id not in after:
-            # Started after Tune's last state snapshot (1 s here), so Tune never knew it:
-            # the resumed job re-suggested it under a new id, and its run was removed as
-            # an orphan rather than left behind as a second run for one configuration.
-            assert all_runs[trial_id].info.lifecycle_stage == "deleted"
-            assert "tuning.orphan" in all_runs[trial_id].data.tags
-        elif status in ("FINISHED", "KILLED") and saved.get(trial_id) == "TERMINATED":
-            # Done before the kill, and Tune had recorded it: it is not run again.
-            assert after[trial_id] == (status, end_time, steps), "finished trials were not re-run"
-            kept += 1
-        else:  # interrupted (or not yet saved as done): continued, keeping what it logged
-            assert after[trial_id][2][:len(steps)] == steps
-    assert kept >= 1, "at least one finished trial was checked"
-    record_fault("driver killed (SIGKILL) mid-job, then `tuning resume`",
-                 trials=len(after), child_runs=len(after),
-                 before_kill=f"{kept} done, {sum(s[0] == 'RUNNING' for s in before.values())} running",
-                 points=sum(len(s[2]) for s in after.values()),
-                 duplicated=sum(len(s[2]) - len(set(s[2])) for s in after.values()),
-                 orphans_removed=sum(t not in after for t in before),
-                 outcome="same parent run; finished trials untouched; ASHA rungs restored")
-    interrupted = [t for t, s in before.items() if s[0] == "RUNNING" and t in after]
-    runs = {r.data.tags[TRIAL_TAG]: r for r in _children(client, experiment_id, parent_id)}
-    assert any(int(runs[t].data.tags.get("tuning.restored_from_round", 0)) > 0
-               for t in interrupted), "an interrupted trial resumed from its checkpoint"
+    by_trial = {r.data.tags[TRIAL_TAG]: r for r in runs}
+    for trial_id in interrupted:  # continued from the round-20 checkpoint, same run
+        assert after[trial_id][2][:2] == [10, 20]
+        assert by_trial[trial_id].data.tags.get("tuning.restored_from_round") == "20"
+    record_fault(f"driver killed (SIGKILL) mid-job, then `tuning resume` ({cluster} Ray)",
+                 trials=len(after), child_runs=len(runs),
+                 before_kill=f"{len(done)} done, {len(interrupted)} held at round {HOLD_ROUND}",
+                 points=counts["logged"], expected=counts["expected"],
+                 missing=counts["missing"], duplicated=counts["duplicated"],
+                 event="2 trials held at trial.round=25; Tune snapshot saved them",
+                 outcome="same parent run; finished trials untouched; ASHA rungs equal to saved")
