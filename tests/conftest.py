@@ -12,7 +12,33 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
 
 @pytest.fixture(scope="session")
-def ray_session():
+def session_events_dir(tmp_path_factory):
+    """The event folder (trainables.events) of the shared Ray's workers.
+
+    Set before ``ray.init`` so every worker process inherits it; a test that holds
+    trials there uses the ``job_events`` fixture, which clears it afterwards.
+    """
+    from trainables.events import EVENTS_ENV
+
+    folder = tmp_path_factory.mktemp("events")
+    os.environ[EVENTS_ENV] = str(folder)
+    return folder
+
+
+@pytest.fixture
+def job_events(session_events_dir):
+    """The shared event folder, empty at the start and the end of the test."""
+    def clear():
+        for path in session_events_dir.iterdir():
+            path.unlink()
+
+    clear()
+    yield session_events_dir
+    clear()
+
+
+@pytest.fixture(scope="session")
+def ray_session(session_events_dir):
     """A local Ray with 2 CPUs shared by every test that asks for it."""
     import ray
 

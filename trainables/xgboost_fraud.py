@@ -147,7 +147,7 @@ class _Reporter(xgb.callback.TrainingCallback):
         rounds = model.num_boosted_rounds()
         self._maybe_fail(rounds)
         if self.trial_id is not None:
-            events.hold("trial.round", self.trial_id, round=rounds)
+            events.hold("trial.round", self.trial_id, round=rounds, node=self.node_id)
         if rounds % self.settings.report_every and rounds < self.total:
             return False
         self._report(model, rounds)

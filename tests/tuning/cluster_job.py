@@ -5,8 +5,11 @@ it starts never meets the session-wide local Ray of ``tests/conftest.py``; it sh
 down only the cluster it started.
 
 Usage: ``python cluster_job.py REQUEST.json`` where the request holds ``spec`` (a
-spec mapping), ``head`` and ``workers`` (``Cluster.add_node`` arguments). The last
-line of stdout is JSON: the job's summary plus the worker node ids.
+spec mapping), ``head`` and ``workers`` (``Cluster.add_node`` arguments), and
+optionally ``hold``: ``{"when": {"round": R}, "release_at": N, "remove_node_of_held":
+bool}`` holds every trial at round R until N trials are held at once (then kills the
+node of one of them, if asked) and releases them. The last line of stdout is JSON:
+the job's summary plus the worker node ids and the trials held at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from trainables.events import EVENTS_ENV
+
 HELPER = Path(__file__).resolve()
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +34,9 @@ def run_on_cluster(request: dict, cwd: Path, extra_env: dict[str, str] | None = 
     request_path = cwd / "request.json"
     request_path.write_text(json.dumps(request))
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    if request.get("hold"):  # the job's event folder (trainables.events), new per test
+        (cwd / "events").mkdir(exist_ok=True)
+        env[EVENTS_ENV] = str(cwd / "events")
     proc = subprocess.run([sys.executable, str(HELPER), str(request_path)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -60,9 +68,11 @@ def main(request_path: str) -> int:
         workers = [cluster.add_node(**node) for node in request["workers"]]
         cluster.wait_for_nodes()
         removed: dict[str, str] = {}
-        if request.get("remove_busy_worker"):
-            threading.Thread(target=_remove_busy_worker, daemon=True,
-                             args=(cluster, workers, spec, removed)).start()
+        held_at_once: dict[str, str] = {}
+        if request.get("hold"):
+            _hold_trials(request["hold"])
+            threading.Thread(target=_act_on_holds, daemon=True,
+                             args=(cluster, workers, request, held_at_once, removed)).start()
         result = run_job(spec, address=cluster.address, progress=False)
         summary = {
             "parent_run_id": result.parent_run_id,
@@ -75,6 +85,7 @@ def main(request_path: str) -> int:
             "head_node_id": cluster.head_node.node_id,
             "removed_node_id": removed.get("node_id"),
             "removed_while_running": removed.get("trial_id"),
+            "held_at_once": held_at_once,
         }
     finally:
         ray.shutdown()
@@ -83,30 +94,50 @@ def main(request_path: str) -> int:
     return 0
 
 
-def _remove_busy_worker(cluster: Any, workers: list, spec: Any, removed: dict) -> None:
-    """Kill a worker node (no graceful drain) once a trial on it has logged a result."""
+def _hold_trials(hold: dict) -> None:
+    """Hold every trial at ``hold["when"]`` (trainables.events), before the job starts."""
+    from trainables.events import events_dir
+
+    gate = events_dir() / "hold-trial.round.json"
+    gate.write_text(json.dumps({"pass": 0, "when": hold["when"]}))
+
+
+def _act_on_holds(cluster: Any, workers: list, request: dict, held_at_once: dict,
+                  removed: dict) -> None:
+    """Once ``release_at`` trials are held: optionally kill the node of one, then release.
+
+    Held trials cannot finish, so what the test needs at once (several trials
+    running together, a node dying under a running trial) is certain, not a race.
+    """
     import time
 
-    from mlflow.tracking import MlflowClient
+    from trainables.events import events_dir, read_events
 
-    client = MlflowClient(spec.tracking_uri())
-    by_id = {node.node_id: node for node in workers}
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not removed:
-        time.sleep(0.3)
-        experiment = client.get_experiment_by_name(spec.experiment_name)
-        if experiment is None:
-            continue
-        for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
-            node_id = run.data.tags.get("ray.node_id")
-            # A trial that has reported but still has rounds to go.
-            rounds_left = run.data.metrics.get("val_aucpr") is not None and \
-                max(m.step for m in client.get_metric_history(run.info.run_id, "val_aucpr")) \
-                < spec.training.num_boost_round
-            if node_id in by_id and rounds_left:
-                cluster.remove_node(by_id[node_id], allow_graceful=False)
-                removed.update(node_id=node_id, trial_id=run.data.tags["ray.trial_id"])
-                break
+    hold, folder = request["hold"], events_dir()
+    deadline = time.monotonic() + 300  # bounds a hang only
+    while time.monotonic() < deadline:
+        now = {e["key"]: e for e in read_events(folder) if e["event"] == "trial.round.held"}
+        if len(now) >= hold["release_at"]:
+            held_at_once.update({key: e.get("node") for key, e in now.items()})
+            break
+        time.sleep(0.1)
+    if hold.get("remove_node_of_held") and held_at_once:
+        by_id = {node.node_id: node for node in workers}
+        trial_id, node_id = next((t, n) for t, n in held_at_once.items() if n in by_id)
+        cluster.remove_node(by_id[node_id], allow_graceful=False)  # no drain: a crash
+        removed.update(node_id=node_id, trial_id=trial_id)
+        # Release only once the held trial's process is gone, so it cannot train on.
+        while _alive(now[trial_id]["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    (folder / "hold-trial.round.json").unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

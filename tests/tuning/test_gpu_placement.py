@@ -4,7 +4,8 @@ Each trial asks for half a GPU, so Ray must pack two trials per GPU and never ru
 more than four at once on a node with two GPUs. The trials train on the CPU
 (``TUNING_FORCE_CPU=1``) and report the ``CUDA_VISIBLE_DEVICES`` Ray gave them,
 which the tracker logs as a child-run tag. Concurrency is measured from the child
-runs' start and end times in MLflow.
+runs' start and end times in MLflow; trials are held at round 300 (trainables.events)
+until four run at once, so the limit is reached on any machine.
 """
 
 from __future__ import annotations
@@ -41,8 +42,6 @@ def test_fractional_gpus_pack_two_trials_per_gpu(tmp_path):
                          "max_depth": 6},
         "search": {"algorithm": "random", "seed": 1},
         "scheduler": {"type": "fifo"},
-        # Trials of a few seconds: all four actors are up before the first ones could
-        # have run every trial (reused actors take the next trial at once).
         "training": {"num_boost_round": 600, "report_every": 200},
         # max_concurrent above what the GPUs allow: only Ray's placement may limit it.
         "budget": {"num_samples": 8, "max_concurrent": 8},
@@ -51,9 +50,13 @@ def test_fractional_gpus_pack_two_trials_per_gpu(tmp_path):
     }
     summary = run_on_cluster(
         {"spec": spec, "head": {"num_cpus": 0},
-         "workers": [{"num_cpus": 4, "num_gpus": 2}]},
+         "workers": [{"num_cpus": 4, "num_gpus": 2}],
+         # Trials wait at round 300 until four are held at once: the packing limit is
+         # reached for certain, however fast reused actors could run trials one by one.
+         "hold": {"when": {"round": 300}, "release_at": 4}},
         tmp_path, extra_env={"TUNING_FORCE_CPU": "1"},
     )
+    assert len(summary["held_at_once"]) == 4
 
     assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 8
     runs = child_runs(uri, summary)
@@ -66,10 +69,10 @@ def test_fractional_gpus_pack_two_trials_per_gpu(tmp_path):
     for gpu in ("0", "1"):
         on_gpu = [iv for iv, dev in zip(intervals, devices) if dev == gpu]
         assert max_overlap(on_gpu) <= 2
-    # Both GPUs were used (Ray fills GPU 0 with two trials before GPU 1), and the
-    # limits above were reached, not merely never approached.
+    # Both GPUs were used (four trials held at once need both), and the limit above
+    # was reached, not merely never approached.
     assert set(devices) == {"0", "1"}, devices
-    assert max_overlap(intervals) >= 3
+    assert max_overlap(intervals) == 4
 
 
 @pytest.mark.parametrize(("share", "force", "device"), [

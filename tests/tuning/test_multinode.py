@@ -29,8 +29,6 @@ def test_trials_spread_over_worker_nodes_and_all_results_reach_mlflow(tmp_path):
                          "max_depth": 6},
         "search": {"algorithm": "random", "seed": 0},
         "scheduler": {"type": "fifo"},
-        # Trials long enough (~1.5 s: fixed depth, 300 rounds) that the second worker's
-        # actor is up before the first worker's reused actor could have run them all.
         "training": {"num_boost_round": 300, "report_every": 100},
         "budget": {"num_samples": 8, "max_concurrent": 4},
         "resources": {"cpu": 1},
@@ -38,8 +36,12 @@ def test_trials_spread_over_worker_nodes_and_all_results_reach_mlflow(tmp_path):
         "storage": {"path": f"file://{storage}"},
     }
     # Head without CPUs, workers with one each: two trials at a time, one per worker.
+    # Trials are held at round 150 until two are held at once, so the second worker
+    # gets a trial however fast the first one's reused actor could have run them all.
     summary = run_on_cluster({"spec": spec, "head": {"num_cpus": 0},
-                              "workers": [{"num_cpus": 1}, {"num_cpus": 1}]}, tmp_path)
+                              "workers": [{"num_cpus": 1}, {"num_cpus": 1}],
+                              "hold": {"when": {"round": 150}, "release_at": 2}}, tmp_path)
+    assert set(summary["held_at_once"].values()) == set(summary["worker_node_ids"])
 
     assert summary["unlogged_records"] == 0
     assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 8
@@ -70,8 +72,7 @@ def test_lost_node_trials_resume_elsewhere_logged_once(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     spec = {
         "name": "lostnode",
-        # Trials of several seconds, so the node dies while one of them is running.
-        "data": {"rows": 60_000, "fraud_rate": 0.01, "seed": 6, "min_positives": 5},
+        "data": {"rows": 20_000, "fraud_rate": 0.01, "seed": 6, "min_positives": 5},
         "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
                          "max_depth": 6},
         "search": {"algorithm": "random", "seed": 0},
@@ -83,11 +84,15 @@ def test_lost_node_trials_resume_elsewhere_logged_once(tmp_path):
         # Checkpoints in a folder every node reaches, so a moved trial finds them.
         "storage": {"path": f"file://{tmp_path / 'shared'}"},
     }
+    # Every trial is held at round 250 (its round-200 checkpoint written) until one
+    # runs on each worker; then one worker is killed under its held trial.
     summary = run_on_cluster({"spec": spec, "head": {"num_cpus": 0},
                               "workers": [{"num_cpus": 1}, {"num_cpus": 1}],
-                              "remove_busy_worker": True}, tmp_path, timeout=600)
+                              "hold": {"when": {"round": 250}, "release_at": 2,
+                                       "remove_node_of_held": True}}, tmp_path, timeout=600)
 
     assert summary["removed_node_id"], "a worker node was removed mid-job"
+    assert summary["held_at_once"][summary["removed_while_running"]] == summary["removed_node_id"]
     survivor = next(n for n in summary["worker_node_ids"] if n != summary["removed_node_id"])
     assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 4
     assert summary["unlogged_records"] == 0
@@ -101,10 +106,11 @@ def test_lost_node_trials_resume_elsewhere_logged_once(tmp_path):
     moved = next(r for r in runs if r.data.tags["ray.trial_id"] == summary["removed_while_running"])
     assert int(moved.data.tags["tuning.retries"]) >= 1
     assert moved.data.tags["ray.node_id"] == survivor, "it finished on the surviving node"
-    assert int(moved.data.tags.get("tuning.restored_from_round", 0)) >= 100, \
-        "it resumed from its checkpoint, not from scratch"
+    assert moved.data.tags.get("tuning.restored_from_round") == "200", \
+        "it resumed from its round-200 checkpoint, not from scratch"
     record_fault("worker node removed mid-job (3-node cluster)", trials=4, child_runs=len(runs),
                  points=sum(len(client.get_metric_history(r.info.run_id, "val_aucpr"))
                             for r in runs), duplicated=0,
+                 event="2 trials held at trial.round=250, then a node killed",
                  outcome=f"trial moved to the surviving node, resumed from round "
                          f"{moved.data.tags.get('tuning.restored_from_round')}")

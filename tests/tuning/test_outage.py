@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from trainables.events import read_events
 from tuning.cli import main
 from tuning.config import parse_spec
 from tuning.run import run_job
@@ -17,18 +18,18 @@ from tuning.server import ServerSettings, TrackingServer, free_port
 from tuning.tracking import PARENT_TAG, metrics_of
 
 from conftest import record_fault
+from faults import held, wait_for
 
 pytestmark = pytest.mark.slow
 
 SPEC = {
     "name": "outage",
-    # Trials of a few seconds each, so that training goes on through the outage.
-    "data": {"rows": 60000, "fraud_rate": 0.01, "seed": 4},
+    "data": {"rows": 20000, "fraud_rate": 0.01, "seed": 4},
     "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
                      "max_depth": 6},
     "search": {"algorithm": "random", "seed": 2},
     "scheduler": {"type": "fifo"},
-    "training": {"num_boost_round": 600, "report_every": 20, "checkpoint_every": 10},
+    "training": {"num_boost_round": 400, "report_every": 20, "checkpoint_every": 10},
     "budget": {"num_samples": 6, "max_concurrent": 2},
 }
 
@@ -43,8 +44,9 @@ def _expected_points(job_dir: Path) -> tuple[int, int]:
     return trials, points
 
 
-def _results(job_dir: Path) -> list[dict]:
-    return [json.loads(line) for f in job_dir.glob("*/result.json")
+def _results(folder: Path) -> list[dict]:
+    """Every result in Tune's files below ``folder`` (a job folder or the storage root)."""
+    return [json.loads(line) for f in folder.rglob("result.json")
             for line in f.read_text().splitlines()]
 
 
@@ -67,56 +69,64 @@ def _server(tmp_path: Path, port: int) -> TrackingServer:
     return TrackingServer(settings, log_path=tmp_path / f"server-{time.monotonic()}.log")
 
 
-def _outage_when_logging(server: TrackingServer, tmp_path: Path, port: int, down_s: float,
-                         restart: bool, events: dict) -> None:
-    """Stop the server once a child run has metrics; bring it back after ``down_s``."""
-    client = MlflowClient(server.url)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        experiment = client.get_experiment_by_name("outage")
-        if experiment is None:
-            continue
-        runs = client.search_runs([experiment.experiment_id])
-        if any(r.data.metrics for r in runs if PARENT_TAG in r.data.tags):
-            break
-    events["stopped"] = time.time()  # requests fail from the first signal on
+def _outage_at_events(server: TrackingServer, tmp_path: Path, port: int, restart: bool,
+                      events_dir: Path, marks: dict) -> None:
+    """Stop the server while trials are held mid-training; restart it once they trained on.
+
+    Every trial is held at round 200 (see ``_job_with_outage``). Once two are held and
+    the writer has written to the store, the server stops; then the trials are let
+    go, and the server comes back (if asked) only after the writer has failed and
+    Tune has recorded results produced during the outage.
+    """
+    wait_for(lambda: len(held(events_dir)) >= 2 and _events(events_dir, "tracking.written"),
+             "two trials held at round 200 with results written to MLflow")
+    marks["stopped"] = time.time()  # requests fail from the first signal on
     server.stop()
-    time.sleep(down_s)
+    (events_dir / "hold-trial.round.json").unlink()
+    wait_for(lambda: _events(events_dir, "tracking.write_failed", after=marks["stopped"]),
+             "the writer meeting the stopped server")
+    wait_for(lambda: [e for e in _events(events_dir, "trial.reported", after=marks["stopped"])
+                      if e["round"] > 200], "results produced during the outage")
     if restart:
-        events["server"] = _server(tmp_path, port).start()
-        events["restarted"] = time.time()
+        marks["server"] = _server(tmp_path, port).start()
+        marks["restarted"] = time.time()
 
 
-def _job_with_outage(tmp_path: Path, down_s: float, restart: bool,
+def _events(events_dir: Path, name: str, after: float = 0.0) -> list[dict]:
+    return [e for e in read_events(events_dir) if e["event"] == name and e["time"] > after]
+
+
+def _job_with_outage(tmp_path: Path, events_dir: Path, restart: bool,
                      flush_timeout_s: float) -> tuple:
     """Run a job against a real server that a second thread stops mid-job."""
     port = free_port()
     server = _server(tmp_path, port).start()
-    events: dict = {}
+    marks: dict = {}
     spec = parse_spec({**SPEC, "tracking": {"tracking_uri": server.url,
                                             "flush_timeout_s": flush_timeout_s},
                        "storage": {"path": str(tmp_path / "runs")}})
-    chaos = threading.Thread(target=_outage_when_logging,
-                             args=(server, tmp_path, port, down_s, restart, events))
+    (events_dir / "hold-trial.round.json").write_text(json.dumps({"when": {"round": 200}}))
+    chaos = threading.Thread(target=_outage_at_events,
+                             args=(server, tmp_path, port, restart, events_dir, marks))
     chaos.start()
     try:
         result = run_job(spec, progress=False)
-        events["job_done"] = time.time()
+        marks["job_done"] = time.time()
     finally:
         chaos.join()
-    return result, events, port
+    return result, marks, port
 
 
-def test_outage_mid_job_loses_nothing(ray_session, tmp_path):
+def test_outage_mid_job_loses_nothing(ray_session, tmp_path, job_events):
     # The end of the job waits (up to flush_timeout_s) for the store to come back.
-    result, events, _ = _job_with_outage(tmp_path, down_s=6.0, restart=True, flush_timeout_s=600)
+    result, events, _ = _job_with_outage(tmp_path, job_events, restart=True,
+                                         flush_timeout_s=600)
     restarted = events["server"]
     try:
         assert events["stopped"] < events["restarted"] < events["job_done"]
         # Trials kept running while the store was down.
-        during = [r for r in _results(Path(result.experiment_dir))
-                  if events["stopped"] < r["timestamp"] < events["restarted"]]
+        during = [e for e in _events(job_events, "trial.reported", after=events["stopped"])
+                  if e["time"] < events["restarted"]]
         assert during, "results were produced during the outage"
         assert result.unlogged_records == 0
         trials, points = _expected_points(Path(result.experiment_dir))
@@ -124,17 +134,20 @@ def test_outage_mid_job_loses_nothing(ray_session, tmp_path):
                                            result.parent_run_id)
         assert trials == 6
         assert (runs, logged, duplicates) == (trials, points, 0)
-        record_fault("MLflow server stopped mid-job for 6 s, then restarted", trials=trials,
-                     child_runs=runs, points_expected=points, points=logged,
-                     duplicated=duplicates, outcome="buffered and written on return")
+        record_fault("MLflow server stopped mid-job, restarted after results piled up",
+                     trials=trials, child_runs=runs, points_expected=points, points=logged,
+                     missing=points - logged, duplicated=duplicates,
+                     event="2 trials held at trial.round=200; server back after "
+                           "tracking.write_failed and results past round 200",
+                     outcome="buffered and written on return")
         parent = MlflowClient(restarted.url).get_run(result.parent_run_id)
         assert parent.info.status == "FINISHED"
     finally:
         restarted.stop()
 
 
-def test_store_that_never_returns_then_sync(ray_session, tmp_path, capsys):
-    result, events, port = _job_with_outage(tmp_path, down_s=0.0, restart=False,
+def test_store_that_never_returns_then_sync(ray_session, tmp_path, job_events, capsys):
+    result, events, port = _job_with_outage(tmp_path, job_events, restart=False,
                                             flush_timeout_s=3)
     assert events["stopped"] < events["job_done"], "the outage happened mid-job"
     assert result.unlogged_records > 0, "the job finished and says what it could not log"
@@ -148,7 +161,7 @@ def test_store_that_never_returns_then_sync(ray_session, tmp_path, capsys):
         assert _logged(back.url, result.experiment_id, result.parent_run_id) == (trials, points, 0)
         record_fault("MLflow server stopped mid-job, never back; `tuning sync` later",
                      trials=trials, child_runs=trials, points_expected=points, points=points,
-                     duplicated=0, unlogged_at_job_end=result.unlogged_records,
+                     missing=0, duplicated=0, event="2 trials held at trial.round=200", unlogged_at_job_end=result.unlogged_records,
                      outcome="job finished, reported what it could not log; sync replayed it")
         # A second sync finds nothing to add.
         assert main(["sync", result.experiment_dir, "--tracking-uri", back.url]) == 0
