@@ -4,6 +4,7 @@
 # The test uses Playwright for Python (the `dev` extra) with Debian's Chromium instead of
 # `playwright install`, which downloads from a CDN that CI machines may not reach.
 # Idempotent: does nothing when a Chromium is already on PATH. Needs root (or sudo) for apt.
+# Exits non-zero when it could not install one (the caller decides: .ci/run fails under CI).
 set -euo pipefail
 
 for name in chromium chromium-browser google-chrome; do
@@ -18,13 +19,13 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then
         SUDO="sudo -n"
     else
-        echo "browser: not root and no sudo; the browser test will skip" >&2
-        exit 0
+        echo "browser: not root and no sudo; cannot install Chromium" >&2
+        exit 1
     fi
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "browser: no apt-get on this system; the browser test will skip" >&2
-    exit 0
+    echo "browser: no apt-get on this system; cannot install Chromium" >&2
+    exit 1
 fi
 
 export DEBIAN_FRONTEND=noninteractive

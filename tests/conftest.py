@@ -66,6 +66,22 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
+def in_ci() -> bool:
+    """True under CI (``CI=true``), where every real part must be there."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_real_part(what: str, why: str) -> None:
+    """A real part a test needs is missing: fail under ``CI=true``, else skip saying why.
+
+    A green CI must mean PostgreSQL, Chromium and the other real parts were used,
+    not that their tests skipped quietly.
+    """
+    if in_ci():
+        pytest.fail(f"{what} is required under CI=true but unavailable: {why}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {why}")
+
+
 def record_fault(fault: str, **figures) -> None:
     """Append one injected fault's figures to $RELIABILITY_LOG (for docs/reliability.md)."""
     import json

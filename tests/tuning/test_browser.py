@@ -54,17 +54,21 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def chromium():
-    playwright = pytest.importorskip("playwright.sync_api",
-                                     reason="playwright not installed (pip install -e .[dev])")
+    from conftest import missing_real_part
+
+    try:
+        import playwright.sync_api as playwright
+    except ImportError:
+        missing_real_part("playwright", "not installed (pip install -e .[dev])")
     path = browser_path()
     if path is None:
-        pytest.skip("no Chromium on PATH: run scripts/install_browser.sh")
+        missing_real_part("Chromium", "none on PATH: run scripts/install_browser.sh")
     with playwright.sync_playwright() as p:
         try:
             browser = p.chromium.launch(executable_path=path, headless=True,
                                         args=["--no-sandbox", "--disable-dev-shm-usage"])
         except Exception as err:  # noqa: BLE001 - any launch failure means no usable browser
-            pytest.skip(f"cannot start {path}: {str(err).splitlines()[0]}")
+            missing_real_part("Chromium", f"cannot start {path}: {str(err).splitlines()[0]}")
         yield browser
         browser.close()
 

@@ -119,11 +119,16 @@ def test_job_logs_to_a_tracking_server_with_sqlite_store(ray_session, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV),
-                    reason=f"no PostgreSQL: set {POSTGRES_ENV} "
-                           f'(export {POSTGRES_ENV}="$(scripts/start_postgres.sh)")')
 def test_job_logs_to_a_tracking_server_with_postgresql_store(ray_session, tmp_path):
-    pytest.importorskip("psycopg2", reason="psycopg2-binary (dev extra) is not installed")
+    from conftest import missing_real_part
+
+    if not os.environ.get(POSTGRES_ENV):
+        missing_real_part("PostgreSQL", f"{POSTGRES_ENV} is not set "
+                                        f'(export {POSTGRES_ENV}="$(scripts/start_postgres.sh)")')
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        missing_real_part("psycopg2", "psycopg2-binary (dev extra) is not installed")
     run_job_against_server(os.environ[POSTGRES_ENV], tmp_path)
 
 
