@@ -344,19 +344,24 @@ def test_positive_label_not_present(tmp_path: Path) -> None:
         load_dataset(path=_write_csv(tmp_path, _frame()), positive_label="fraud")
 
 
-def test_non_numeric_amount_and_date_features(tmp_path: Path) -> None:
+def test_non_numeric_amount_and_datetime_features(tmp_path: Path) -> None:
     frame = _frame().assign(amt="12 EUR")
     with pytest.raises(DataError, match="amount_column 'amt'.*not numeric"):
         load_dataset(path=_write_csv(tmp_path, frame), amount_column="amt")
-    frame = _frame().assign(seen=pd.Timestamp("2024-01-01"))
+    # Parquet datetimes become days since 1970, like date strings in a CSV.
+    frame = _frame().assign(seen=pd.date_range("2024-01-01", periods=400, freq="D"))
     frame.to_parquet(tmp_path / "dates.parquet")
-    with pytest.raises(DataError, match="column 'seen'.*dates"):
-        load_dataset(path=str(tmp_path / "dates.parquet"))
+    ds = load_dataset(path=str(tmp_path / "dates.parquet"))
+    days = pd.concat([ds.train.X, ds.val.X, ds.test.X])["seen"]
+    assert days.dtype == np.float32 and sorted(days) == [19723.0 + i for i in range(400)]
 
 
-def test_string_id_column_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_string_id_column_is_dropped_or_kept_with_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     frame = _frame().assign(txn=[f"T{i}" for i in range(400)])
-    with caplog.at_level(logging.WARNING, logger="trainables.data"):
-        ds = load_dataset(path=_write_csv(tmp_path, frame))
-    assert "'txn'" in caplog.text and "ID" in caplog.text
-    assert ds.categorical == ["txn"]  # warned, not dropped: dropping is the user's call
+    path = _write_csv(tmp_path, frame)
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(path=path)
+    assert "'txn'" in caplog.text and "id" in caplog.text
+    assert ds.categorical == [] and [(f.column, f.kind) for f in ds.flags] == [("txn", "id")]
+    kept = load_dataset(path=path, on_leak="warn")
+    assert kept.categorical == ["txn"] and kept.flags == ds.flags
