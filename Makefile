@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 TRACKING_URI ?= sqlite:///mlflow.db
 UI_PORT ?= 5000
 
-.PHONY: install demo quick test test-fast ui mlflow-server bench clean
+.PHONY: install demo quick test test-fast lint-imports ui mlflow-server bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,16 @@ demo: $(STAMP)  ## a real tuning job on 200k synthetic transactions, logged to .
 quick: $(STAMP)  ## a one-minute job
 	$(BIN)/tuning run examples/quick.yaml --tracking-uri $(TRACKING_URI)
 
-test: $(STAMP)  ## the whole suite, slow tests included
+test: $(STAMP)  ## the import contract, then the whole suite, slow tests included
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## unit tests only
+test-fast: $(STAMP)  ## the import contract and the unit tests only
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow"
+
+lint-imports: $(STAMP)  ## the layers contract of tuning/ (pyproject.toml [tool.importlinter])
+	$(BIN)/lint-imports
 
 ui: $(STAMP)  ## browse the runs of `make demo` on http://127.0.0.1:$(UI_PORT)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --host 127.0.0.1 --port $(UI_PORT)

@@ -65,7 +65,7 @@ def load_data(settings: BenchSettings) -> Any:
 
 def search_space() -> dict[str, Any]:
     """The spec entries of ``examples/fraud_xgb.yaml``'s search space (8 parameters)."""
-    from tuning.config import load_spec
+    from tuning.spec import load_spec
 
     return dict(load_spec(SPEC_PATH).search_space)
 

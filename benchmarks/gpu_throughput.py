@@ -4,7 +4,7 @@
     python -m benchmarks.gpu_throughput --rows 2000000 --trials 32
     python -m benchmarks.gpu_throughput --smoke         # code path on a CPU-only machine
 
-Each cell is one tuning job through ``tuning.run.run_job`` on a local Ray (started
+Each cell is one tuning job through ``tuning.run_job`` on a local Ray (started
 once for the script, so its start-up is charged to no cell): the same random-search
 configurations (same seed), FIFO, ``--rounds`` rounds each, data through the object
 store. GPU cells ask ``resources: {cpu: C, gpu: 1/k}`` so Ray packs k trials per
@@ -50,7 +50,7 @@ def gpu_count() -> int:
 
 def job_spec(args: argparse.Namespace, workdir: Path, name: str, cpu: float, gpu: float,
              concurrent: int) -> Any:
-    from tuning.config import parse_spec
+    from tuning.spec import parse_spec
 
     return parse_spec({
         "name": name,
@@ -73,7 +73,7 @@ def job_spec(args: argparse.Namespace, workdir: Path, name: str, cpu: float, gpu
 
 def throughput_cell(args: argparse.Namespace, workdir: Path, label: str, cpu: float,
                     gpu: float, concurrent: int) -> dict[str, Any]:
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     result = run_job(job_spec(args, workdir, f"gpu-bench-{label}", cpu, gpu, concurrent),
                      progress=False)

@@ -1,4 +1,4 @@
-"""This project: ``tuning.run.run_job`` on ``examples/fraud_xgb.yaml``.
+"""This project: ``tuning.run_job`` on ``examples/fraud_xgb.yaml``.
 
 Only the benchmark settings are overridden (rows, trials, rounds, searcher seed,
 concurrency) plus tracking to a temporary SQLite store and storage to a temporary
@@ -16,7 +16,7 @@ from benchmarks.common import SPEC_PATH, BenchSettings, start_local_ray
 
 
 def build_spec(settings: BenchSettings) -> Any:
-    from tuning.config import load_spec
+    from tuning.spec import load_spec
 
     return load_spec(SPEC_PATH).with_overrides(**{
         "data.rows": settings.rows,
@@ -82,7 +82,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     """Run the project's job; return the raw benchmark record."""
     import ray
 
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     spec = build_spec(settings)
     t0 = time.time()

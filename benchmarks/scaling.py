@@ -46,7 +46,7 @@ FIXED_SPACE = {"eta": {"type": "uniform", "low": 0.05, "high": 0.1}, "max_depth"
 
 def job_spec(work: str, rows: int, fraud_rate: float, rounds: int, report_every: int,
              trials: int, concurrency: int) -> Any:
-    from tuning.config import load_spec
+    from tuning.spec import load_spec
 
     return load_spec(SPEC_PATH).with_overrides(**{
         "name": "scaling", "data.rows": rows, "data.fraud_rate": fraud_rate,
@@ -63,7 +63,7 @@ def run_cell(rows: int, fraud_rate: float, rounds: int, report_every: int, trial
     """One job through ``run_job``; the figures of its search."""
     from mlflow.tracking import MlflowClient
 
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as work:
         spec = job_spec(work, rows, fraud_rate, rounds, report_every, trials, concurrency)

@@ -3,7 +3,7 @@
 Same data, space and trial budget for every method, several seeds each:
 random+FIFO (the baseline), random+ASHA, TPE+ASHA, GP (FIFO), BOHB (HyperBandForBOHB)
 and the two-stage job (random, then TPE on narrowed ranges, ASHA). Each job is a
-real ``tuning.run.run_job`` with MLflow tracking; a trial's finish time is its child
+real ``tuning.run_job`` with MLflow tracking; a trial's finish time is its child
 run's end time relative to the parent's start.
 
 Outputs (under ``--out``):
@@ -155,8 +155,8 @@ def main() -> int:
 
     import ray
 
-    from tuning.config import parse_spec
-    from tuning.run import run_job
+    from tuning.spec import parse_spec
+    from tuning.job.lifecycle import run_job
 
     logging.basicConfig(level=logging.WARNING)
     # address="local": a private Ray even where another Ray already runs on this machine.

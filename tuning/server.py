@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuning.errors import ServerError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -32,10 +34,6 @@ DEFAULT_ARTIFACTS = "mlartifacts"
 # SQLAlchemy dialects MLflow's SQL store accepts; a plain folder (file store) is refused
 # by MLflow 3 unless MLFLOW_ALLOW_FILE_STORE is set.
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-
-
-class ServerError(RuntimeError):
-    """The server cannot start; the message is one line."""
 
 
 @dataclass

@@ -57,8 +57,8 @@ def main(request_path: str) -> int:
     import ray
     from ray.cluster_utils import Cluster
 
-    from tuning.config import parse_spec
-    from tuning.run import run_job
+    from tuning.spec import parse_spec
+    from tuning.job.lifecycle import run_job
 
     request = json.loads(open(request_path).read())
     spec = parse_spec(request["spec"], source=request_path)

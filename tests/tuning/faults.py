@@ -18,7 +18,8 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from trainables.events import read_events
-from tuning.tracking import PARENT_TAG, TRIAL_TAG, metrics_of
+from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
+from tuning.tracking.writer import metrics_of
 
 Point = tuple[str, int, str]  # (trial id, step, metric)
 

@@ -75,8 +75,8 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def finished(ray_session, tmp_path_factory):
-    from tuning.config import parse_spec
-    from tuning.run import run_job
+    from tuning.spec import parse_spec
+    from tuning.job.lifecycle import run_job
 
     tmp = tmp_path_factory.mktemp("browser")
     spec = parse_spec({**TINY, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
@@ -172,7 +172,7 @@ def _child_ids(finished) -> set[str]:
 
 def test_report_from_the_same_store_the_server_shows(finished, server, tmp_path):
     """The report reads the job back through the HTTP server, as a remote user would."""
-    from tuning.report import build_report
+    from tuning.report.build import build_report
 
     report = build_report(server, finished.parent_run_id, out_dir=tmp_path, log=False)
     assert report.skipped == {}

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from tuning.cli import main
-from tuning.cli_inspect import choose
-from tuning.run import JobError
-from tuning.store import Job, Trial
+from tuning.cli.inspection import choose
+from tuning.errors import JobError
+from tuning.tracking.store import Job, Trial
 
 TINY = {
     "name": "inspect-tiny",
@@ -28,8 +28,8 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def finished(ray_session, tmp_path_factory):
-    from tuning.config import parse_spec
-    from tuning.run import run_job
+    from tuning.spec import parse_spec
+    from tuning.job.lifecycle import run_job
 
     tmp = tmp_path_factory.mktemp("inspect")
     spec = parse_spec({**TINY, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
@@ -49,7 +49,7 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 def _t(trial_id: str, status: str, value: float, recall: float, fpr: float) -> Trial:
     t = Trial(run_id=f"run-{trial_id}", trial_id=trial_id, status=status, params={"eta": 0.1},
               metrics={}, tags={}, start_time=0, end_time=None)
-    t.best_value, t.best_step = value, 10
+    t.best_value, t.best_round = value, 10
     t.point = {"val_recall": recall, "val_fpr": fpr, "val_threshold": 0.3}
     return t
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tuning.config import SpecError, load_spec, parse_spec
+from tuning.spec import SpecError, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {

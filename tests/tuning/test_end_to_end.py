@@ -11,9 +11,9 @@ import pytest
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
-from tuning.config import parse_spec
-from tuning.run import run_job
-from tuning.tracking import PARENT_TAG, TRIAL_TAG
+from tuning.spec import parse_spec
+from tuning.job.lifecycle import run_job
+from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +97,8 @@ def test_best_model_and_test_metrics_on_parent(finished_job):
 
     mlflow.set_tracking_uri(uri)
     model = mlflow.xgboost.load_model(f"runs:/{result.parent_run_id}/model")
-    from tuning.run import load_data
-    from tuning.config import parse_spec as reparse
+    from tuning.job.preflight import load_data
+    from tuning.spec import parse_spec as reparse
 
     data = load_data(reparse(tiny_spec(uri)))
     scores = model.predict(xgb.DMatrix(data.test.X.head(50), enable_categorical=True))

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from cluster_job import child_runs, run_on_cluster
 from conftest import record_fault
 from trainables.data import make_synthetic
-from tuning.state import read_job_state
+from tuning.job.state import read_job_state
 
 
 @pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from trainables.objectives import OBJECTIVES
-from tuning.config import parse_spec
-from tuning.run import run_job
-from tuning.tracking import PARENT_TAG
+from tuning.spec import parse_spec
+from tuning.job.lifecycle import run_job
+from tuning.tracking.tags import PARENT_TAG
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,11 @@ from mlflow.tracking import MlflowClient
 
 from trainables.events import read_events
 from tuning.cli import main
-from tuning.config import parse_spec
-from tuning.run import run_job
+from tuning.spec import parse_spec
+from tuning.job.lifecycle import run_job
 from tuning.server import ServerSettings, TrackingServer, free_port
-from tuning.tracking import PARENT_TAG, metrics_of
+from tuning.tracking.tags import PARENT_TAG
+from tuning.tracking.writer import metrics_of
 
 from conftest import record_fault
 from faults import held, wait_for

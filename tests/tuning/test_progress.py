@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from tuning.progress import ProgressCallback
+from tuning.job.progress import ProgressCallback
 
 
 def _trial(trial_id: str, done: bool | None = None) -> SimpleNamespace:

@@ -17,11 +17,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tuning.config import parse_spec
-from tuning.run import run_job
+from tuning.spec import parse_spec
+from tuning.job.lifecycle import run_job
 from trainables.events import EVENTS_ENV, read_events
-from tuning.state import SchedulerStateCallback, recorded_results, rungs
-from tuning.tracking import PARENT_TAG, TRIAL_TAG
+from tuning.schedule.state import SchedulerStateCallback, recorded_results, rungs
+from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
 
 from conftest import record_fault
 from faults import child_runs, compare, held, mlflow_points, tune_points, wait_for

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from tuning.report import best_under_fpr, build_report, importance_rows, report_on_finish
-from tuning.report_plots import best_so_far
+from tuning.report.build import build_report, report_on_finish
+from tuning.report.data import best_under_fpr, importance_rows
+from tuning.report.plots import best_so_far
 
 TINY = {
     "name": "report-tiny",
@@ -28,8 +29,8 @@ PNGS = {"optimization_history", "parallel_coordinates", "importance", "learning_
 
 @pytest.fixture(scope="module")
 def finished(ray_session, tmp_path_factory):
-    from tuning.config import parse_spec
-    from tuning.run import run_job
+    from tuning.spec import parse_spec
+    from tuning.job.lifecycle import run_job
 
     tmp = tmp_path_factory.mktemp("report")
     spec = parse_spec({**TINY, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
@@ -93,8 +94,8 @@ def test_report_is_logged_on_the_parent_run(report, finished, tmp_path):
 @pytest.mark.slow
 def test_test_curve_reproduces_the_jobs_test_metrics(report, finished):
     """The report reloads data and model from the store: its test AP must be the job's."""
-    from tuning.report import test_curve
-    from tuning.store import load_job
+    from tuning.report.data import test_curve
+    from tuning.tracking.store import load_job
 
     job = load_job(finished.tracking_uri, finished.parent_run_id)
     curve, threshold = test_curve(job)
@@ -105,7 +106,7 @@ def test_test_curve_reproduces_the_jobs_test_metrics(report, finished):
 
 @pytest.mark.slow
 def test_importance_covers_the_search_space(finished):
-    from tuning.store import load_job
+    from tuning.tracking.store import load_job
 
     rows = importance_rows(load_job(finished.tracking_uri, finished.parent_run_id))
     assert {name for name, _ in rows} == set(TINY["search_space"])
@@ -114,6 +115,6 @@ def test_importance_covers_the_search_space(finished):
 
 @pytest.mark.slow
 def test_report_on_finish_never_raises(finished, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="tuning.report"):
+    with caplog.at_level(logging.WARNING, logger="tuning.report.build"):
         assert report_on_finish(finished.tracking_uri, "f" * 32, tmp_path / "r") is None
     assert "job report failed" in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuning.config import SpecError, load_spec, parse_spec
+from tuning.spec import SpecError, load_spec, parse_spec
 
 
 def tuner(**over) -> dict:
@@ -106,7 +106,7 @@ def test_validate_prints_the_native_spec(capsys):
 def test_sagemaker_example_runs(ray_session, tracking_uri, tmp_path):
     import yaml
 
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     raw = yaml.safe_load(open("examples/sagemaker_style.yaml"))
     raw["tuner"]["max_jobs"] = 3

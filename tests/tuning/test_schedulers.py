@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tuning.config import SpecError, parse_spec
-from tuning.schedulers import SCHEDULERS, PAIRED, build_scheduler
+from tuning.spec import SpecError, parse_spec
+from tuning.schedule.registry import SCHEDULERS, build_scheduler
+from tuning.search.registry import searcher_for
 
 SPACE = {"eta": {"type": "loguniform", "low": 0.02, "high": 0.3},
          "max_depth": {"type": "randint", "low": 2, "high": 6}}
@@ -49,7 +50,7 @@ def test_median_takes_its_settings():
 
 def test_every_scheduler_builds():
     for name in SCHEDULERS:
-        algorithm = next((s for s, sched in PAIRED.items() if sched == name), "tpe")
+        algorithm = searcher_for(name) or "tpe"
         assert build_scheduler(parse_spec(spec_dict({"type": name}, algorithm))) is not None
 
 
@@ -58,9 +59,9 @@ def test_every_scheduler_builds():
 def test_contract_every_scheduler_runs_a_tiny_job(scheduler, ray_session, tracking_uri, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
-    algorithm = next((s for s, sched in PAIRED.items() if sched == scheduler), "random")
+    algorithm = searcher_for(scheduler) or "random"
     spec = parse_spec(spec_dict(
         {"type": scheduler, "grace_period": 1, "reduction_factor": 2,
          "min_samples_required": 2}, algorithm,

@@ -7,10 +7,11 @@ import math
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tuning.codec import contains, from_unit, parse_value, to_unit
-from tuning.config import SpecError, parse_spec
-from tuning.gp_search import GPSearch
-from tuning.search import SEARCHERS, build_searcher
+from tuning.search.codec import contains, from_unit, parse_value, to_unit
+from tuning.spec import SpecError, parse_spec
+from tuning.search.gp import GPSearch
+from tuning.search.build import build_searcher
+from tuning.search.registry import SEARCHERS
 
 SPACE = {
     "eta": {"type": "loguniform", "low": 0.01, "high": 0.3},
@@ -121,7 +122,7 @@ def test_unknown_searcher_lists_valid_ones():
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", list(SEARCHERS))
 def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, tracking_uri, tmp_path):
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     spec = parse_spec(tiny(tracking_uri, tmp_path, algorithm))
     result = run_job(spec, progress=False)

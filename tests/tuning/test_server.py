@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tuning.cli import build_parser
-from tuning.config import parse_spec
+from tuning.spec import parse_spec
 from tuning.server import (
     ServerError,
     ServerSettings,
@@ -75,7 +75,7 @@ def small_spec(uri: str, tmp_path) -> object:
 
 def run_job_against_server(backend: str, tmp_path) -> None:
     """Start a server on a free port, run a job through it, read it back over HTTP."""
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     artifacts = tmp_path / "artifacts"
     settings = ServerSettings(port=free_port(), backend_store_uri=backend,

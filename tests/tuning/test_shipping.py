@@ -8,8 +8,8 @@ import pytest
 
 from trainables.data import Dataset, load_dataset, make_synthetic
 from trainables.data_ref import DataRef, dataset_nbytes
-from tuning.config import SpecError, parse_spec
-from tuning.shipping import (
+from tuning.spec import SpecError, parse_spec
+from tuning.job.shipping import (
     data_ref,
     ship_mode,
     state_root,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuning.config import parse_spec
-from tuning.stoppers import CompletionStopper, build_stopper
+from tuning.spec import parse_spec
+from tuning.schedule.stoppers import CompletionStopper, build_stopper
 
 
 def test_target_stops_all_trials_in_max_and_min_mode():
@@ -44,7 +44,7 @@ def test_no_criteria_no_stopper():
 def test_job_stops_early_and_says_why(budget, reason, ray_session, tracking_uri, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     spec = parse_spec({
         "name": "stops", "data": {"rows": 5000, "fraud_rate": 0.02, "seed": 0},

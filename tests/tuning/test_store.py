@@ -1,11 +1,11 @@
-"""tuning.store: jobs and trials read back from a real MLflow store."""
+"""tuning.tracking.store: jobs and trials read back from a real MLflow store."""
 
 from __future__ import annotations
 
 import pytest
 
-from tuning.run import JobError
-from tuning.store import Trial, _score, load_job, parse_value
+from tuning.errors import JobError
+from tuning.tracking.store import Trial, _score, load_job, parse_value
 
 TINY = {
     "name": "store-tiny",
@@ -22,8 +22,8 @@ TINY = {
 
 def run_tiny(tmp, name: str):
     """Run the tiny job with its store and folders in ``tmp``."""
-    from tuning.config import parse_spec
-    from tuning.run import run_job
+    from tuning.spec import parse_spec
+    from tuning.job.lifecycle import run_job
 
     spec = parse_spec({**TINY, "name": name,
                        "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
@@ -63,16 +63,16 @@ def test_score_takes_best_step_and_the_operating_point_there():
                val_recall=[(5, 0.1), (10, 0.2), (15, 0.3), (20, 0.4)],
                val_fpr=[(5, 0.01), (10, 0.02), (15, 0.03), (20, 0.04)])
     _score(t, "val_aucpr", "max")
-    assert (t.best_step, t.best_value) == (10, 0.7)  # ties: the earliest step
+    assert (t.best_round, t.best_value) == (10, 0.7)  # ties: the earliest step
     assert t.point == {"val_recall": 0.2, "val_fpr": 0.02}
     _score(t, "val_aucpr", "min")
-    assert (t.best_step, t.best_value) == (5, 0.5)
+    assert (t.best_round, t.best_value) == (5, 0.5)
 
 
 def test_score_skips_nan_and_trials_without_history():
     t = _trial([(5, float("nan")), (10, 0.4)])
     _score(t, "val_aucpr", "max")
-    assert (t.best_step, t.best_value) == (10, 0.4)
+    assert (t.best_round, t.best_value) == (10, 0.4)
     empty = _trial([])
     _score(empty, "val_aucpr", "max")
     assert empty.best_value is None
@@ -124,7 +124,7 @@ def test_trials_match_what_the_job_reported(finished):
         assert trial.params == mine.config  # numbers again, not strings
         assert isinstance(trial.params["max_depth"], int)
         assert trial.best_value == pytest.approx(mine.best_value)
-        assert trial.best_step == mine.best_round
+        assert trial.best_round == mine.best_round
         steps = [s for s, _ in trial.history["val_aucpr"]]
         assert steps == sorted(steps) and all(s % 5 == 0 for s in steps)
         assert steps[-1] == mine.rounds

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from tuning.tracking import PARENT_TAG, TRIAL_TAG, Record, RunWriter, metrics_of
+from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
+from tuning.tracking.writer import Record, RunWriter, metrics_of
 
 
 def _parent(uri: str) -> tuple[str, str]:

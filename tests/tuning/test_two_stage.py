@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from tuning.config import SpecError, parse_spec
-from tuning.two_stage import narrow_space
-from tuning.warm_start import Observation
+from tuning.spec import SpecError, parse_spec
+from tuning.search.two_stage import narrow_space
+from tuning.search.warm_start import Observation
 
 SPACE = {
     "eta": {"type": "loguniform", "low": 0.001, "high": 1.0},
@@ -57,7 +57,7 @@ def test_stage1_must_leave_trials_for_stage2():
 
 
 def test_example_validates():
-    from tuning.config import load_spec
+    from tuning.spec import load_spec
 
     spec = load_spec("examples/two_stage.yaml")
     assert spec.search.algorithm == "two_stage" and spec.search.refine_with == "tpe"
@@ -69,7 +69,7 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
         refine_with, ray_session, tracking_uri, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from tuning.run import run_job
+    from tuning.job.lifecycle import run_job
 
     spec = parse_spec({
         "name": "two-stage", "data": {"rows": 5000, "fraud_rate": 0.02, "seed": 0},

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from tuning.config import SpecError, parse_spec
-from tuning.search import build_searcher
-from tuning.space import param_space
-from tuning.warm_start import Observation, Prefilled, fit_to_space
+from tuning.spec import SpecError, parse_spec
+from tuning.search.build import build_searcher
+from tuning.search.space import param_space
+from tuning.search.warm_start import Observation, Prefilled, fit_to_space
 
 SPACE = {"eta": {"type": "loguniform", "low": 0.02, "high": 0.3},
          "max_depth": {"type": "randint", "low": 2, "high": 6},
@@ -31,7 +31,7 @@ def test_mlflow_strings_become_typed_configs_and_outsiders_are_skipped(caplog):
             ({"eta": "0.9", "max_depth": "3", "grow_policy": "depthwise"}, {"val_aucpr": 0.7}),
             ({"eta": "0.05", "max_depth": "3", "grow_policy": "depthwise"}, {}),
             ({"eta": "0.05", "grow_policy": "depthwise"}, {"val_aucpr": 0.5})]
-    with caplog.at_level(logging.WARNING, logger="tuning.warm_start"):
+    with caplog.at_level(logging.WARNING, logger="tuning.search.warm_start"):
         kept = fit_to_space(spec, runs)
     assert kept == [OBS[0]]
     assert "skipped 3 of 4 earlier trials" in caplog.text
@@ -74,7 +74,12 @@ def test_warm_started_job_reads_the_earlier_job_from_mlflow(ray_session, trackin
                                                            caplog):
     from mlflow.tracking import MlflowClient
 
-    from tuning.run import JobError, run_job
+    from tuning.errors import JobError
+    from tuning.job.lifecycle import run_job
+    from tuning.tracking.observations import load_observations
+
+    def warm(spec):  # what the job does: read the earlier trials, replay them
+        return build_searcher(spec, load_observations(spec))
 
     common = {"data": {"rows": 5000, "fraud_rate": 0.02, "seed": 0},
               "scheduler": {"type": "fifo"},
@@ -90,7 +95,7 @@ def test_warm_started_job_reads_the_earlier_job_from_mlflow(ray_session, trackin
              "budget": {"num_samples": 3, "max_concurrent": 2}, **common}
     by_name = parse_spec({**later, "search": {"algorithm": "tpe",
                                               "warm_start": {"experiment": "earlier"}}})
-    searcher = build_searcher(by_name)
+    searcher = warm(by_name)
     # Each earlier trial comes back with its config and its last (<= best) objective value.
     assert len(searcher.observations) == 3
     for trial in first.trials:
@@ -109,8 +114,8 @@ def test_warm_started_job_reads_the_earlier_job_from_mlflow(ray_session, trackin
     assert len(children) == 3  # the replayed trials are not re-run or re-logged
 
     narrower = {**SPACE, "max_depth": {"type": "randint", "low": 2, "high": 3}}
-    with caplog.at_level(logging.WARNING, logger="tuning.warm_start"):
-        kept = build_searcher(parse_spec({**later, "search_space": narrower, "search": {
+    with caplog.at_level(logging.WARNING, logger="tuning.search.warm_start"):
+        kept = warm(parse_spec({**later, "search_space": narrower, "search": {
             "algorithm": "tpe", "warm_start": {"run_id": first.parent_run_id}}}))
     outside = sum(t.config["max_depth"] != 2 for t in first.trials)
     assert len(getattr(kept, "observations", [])) == 3 - outside
@@ -118,4 +123,4 @@ def test_warm_started_job_reads_the_earlier_job_from_mlflow(ray_session, trackin
         assert f"skipped {outside} of 3 earlier trials" in caplog.text
 
     with pytest.raises(JobError, match="no MLflow experiment 'nope'"):
-        build_searcher(parse_spec({**later, "search": {"warm_start": {"experiment": "nope"}}}))
+        warm(parse_spec({**later, "search": {"warm_start": {"experiment": "nope"}}}))

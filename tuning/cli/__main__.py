@@ -1,0 +1,7 @@
+"""``python -m tuning.cli``: the same as the ``tuning`` command."""
+
+import sys
+
+from tuning.cli import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""Inspection subcommands: ``tuning report | best | export | runs``.
+
+All of them read the tracking store only (plus the logged spec and model for the
+report's test curves), so they work on any job, finished or not, from any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuning.errors import JobError
+from tuning.report.build import ARTIFACT_DIR, build_report
+from tuning.report.data import best_under_fpr, operating_points
+from tuning.spec import resolve_tracking_uri as default_uri
+from tuning.tracking.client import client_for
+from tuning.tracking.store import load_job, load_spec_text, parent_runs
+
+
+def _common(parser: argparse.ArgumentParser, job: bool = True) -> None:
+    if job:
+        parser.add_argument("job", metavar="NAME_OR_RUN_ID",
+                            help="parent run id, job name or experiment name (newest job)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
+                        "$MLFLOW_TRACKING_URI, then sqlite:///mlflow.db)")
+
+
+def register(sub: Any) -> None:
+    """Add the inspection subcommands to the ``tuning`` parser."""
+    report = sub.add_parser("report", help="plots + one HTML page of a job, logged on its "
+                            "parent run under report/")
+    _common(report)
+    report.add_argument("--out", help="local folder (default: reports/<job>-<run id>)")
+    report.add_argument("--no-log", action="store_true", help="do not log it on the parent run")
+    report.set_defaults(func=cmd_report)
+
+    best = sub.add_parser("best", help="the best trial: params, metrics, threshold, model URI")
+    _common(best)
+    best.add_argument("--max-fpr", type=float, help="instead: the trial with the best "
+                      "validation recall whose FPR at its threshold is <= this")
+    best.add_argument("--json", action="store_true")
+    best.set_defaults(func=cmd_best)
+
+    export = sub.add_parser("export", help="best params for a production training job")
+    _common(export)
+    export.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export.add_argument("--max-fpr", type=float, help="export the trial `best --max-fpr` picks")
+    export.set_defaults(func=cmd_export)
+
+    runs = sub.add_parser("runs", help="list past jobs in the tracking store")
+    _common(runs, job=False)
+    runs.add_argument("--experiment", help="only this MLflow experiment")
+    runs.add_argument("--limit", type=int, default=50, help="newest N jobs (default 50)")
+    runs.set_defaults(func=cmd_runs)
+
+
+# ---------------------------------------------------------------- choose
+def choose(job: Any, max_fpr: float | None) -> tuple[Any, dict[str, float]]:
+    """The trial to show or export and its validation figures at its best round."""
+    if max_fpr is None:
+        trial = job.best
+        if trial is None:
+            raise JobError(f"job {job.name} ({job.run_id}) has no trial with a "
+                           f"{job.metric} value")
+        return trial, {job.metric: trial.best_value, **trial.point}
+    if not 0 < max_fpr < 1:
+        raise JobError(f"--max-fpr must be between 0 and 1, got {max_fpr}")
+    points = operating_points(job)
+    pick = best_under_fpr(points, max_fpr)
+    if pick is None:
+        lowest = min((p["fpr"] for p in points), default=math.nan)
+        raise JobError(f"--max-fpr {max_fpr}: no finished trial has a validation FPR that low "
+                       f"(lowest: {lowest:.4g}); see the Pareto front in `tuning report`")
+    trial = next(t for t in job.trials if t.trial_id == pick["trial_id"])
+    return trial, {job.metric: trial.best_value, **trial.point}
+
+
+def best_record(job: Any, max_fpr: float | None = None) -> dict[str, Any]:
+    trial, figures = choose(job, max_fpr)
+    is_refit = job.best is not None and trial.trial_id == job.best.trial_id
+    return {
+        "job": job.name, "parent_run_id": job.run_id, "tracking_uri": job.tracking_uri,
+        "trial_id": trial.trial_id, "child_run_id": trial.run_id, "status": trial.status,
+        "selected_by": f"{job.metric} ({job.mode})" if max_fpr is None
+        else f"best validation recall with FPR <= {max_fpr}",
+        "params": trial.params, "best_round": trial.best_round,
+        "threshold": trial.point.get("val_threshold"),
+        "validation": figures,
+        "test": {k: v for k, v in job.metrics.items() if k.startswith("test_")} if is_refit else {},
+        "model_uri": f"runs:/{job.run_id}/model" if is_refit else None,
+    }
+
+
+# --------------------------------------------------------------- handlers
+def cmd_report(args: argparse.Namespace) -> int:
+    uri = default_uri(args.tracking_uri)
+    result = build_report(uri, args.job, out_dir=args.out, log=not args.no_log)
+    print(f"Report: {result.html.resolve()}")
+    print(f"Files:  {', '.join(p.name for p in result.files)}")
+    for key, why in result.skipped.items():
+        print(f"Skipped {key}: {why}")
+    if result.logged:
+        print(f"Logged on the parent run under {ARTIFACT_DIR}/")
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    job = load_job(default_uri(args.tracking_uri), args.job)
+    rec = best_record(job, args.max_fpr)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
+        return 0
+    print(f"Job {rec['job']} (parent run {rec['parent_run_id']})")
+    print(f"Trial {rec['trial_id']} [{rec['status']}], selected by {rec['selected_by']}")
+    print(f"  child run   {rec['child_run_id']}")
+    print(f"  best round  {rec['best_round']}")
+    print(f"  threshold   {_fmt(rec['threshold'])}")
+    print("Params:")
+    for key, value in rec["params"].items():
+        print(f"  {key:<24} {_fmt(value)}")
+    print("Validation (at the best round):")
+    for key, value in rec["validation"].items():
+        print(f"  {key:<24} {_fmt(value)}")
+    if rec["test"]:
+        print("Test (model refit on train+validation):")
+        for key, value in sorted(rec["test"].items()):
+            print(f"  {key:<24} {_fmt(value)}")
+    if rec["model_uri"]:
+        print("Load the model:")
+        print(f"  import mlflow; mlflow.set_tracking_uri({job.tracking_uri!r})")
+        print(f"  booster = mlflow.xgboost.load_model({rec['model_uri']!r})")
+    else:
+        print("No refit model for this trial (the job logged its best trial's); train one "
+              f"with `tuning export {args.job} --max-fpr {args.max_fpr}`.")
+    return 0
+
+
+def export_record(job: Any, max_fpr: float | None = None) -> dict[str, Any]:
+    """Params for a production training run: fixed training params, then the trial's."""
+
+
+    trial, figures = choose(job, max_fpr)
+    spec = yaml.safe_load(load_spec_text(job)) or {}
+    training = spec.get("training") or {}
+    params = {"objective": "binary:logistic", "tree_method": "hist",
+              "max_bin": training.get("max_bin", 256), **(training.get("params") or {}),
+              **{k: v for k, v in trial.params.items() if k != "num_boost_round"}}
+    return {
+        "source": {"job": job.name, "parent_run_id": job.run_id, "trial_id": trial.trial_id,
+                   "child_run_id": trial.run_id, "tracking_uri": job.tracking_uri},
+        "objective": {"metric": job.metric, "mode": job.mode, "value": trial.best_value},
+        "params": params,
+        "num_boost_round": trial.best_round,
+        "threshold": trial.point.get("val_threshold"),
+        "validation": figures,
+    }
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    job = load_job(default_uri(args.tracking_uri), args.job)
+    rec = export_record(job, args.max_fpr)
+    text = (json.dumps(rec, indent=2) + "\n" if args.format == "json"
+            else yaml.safe_dump(rec, sort_keys=False))
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    client = client_for(default_uri(args.tracking_uri))
+    runs = parent_runs(client, experiment=args.experiment, limit=args.limit)
+    if not runs:
+        print("no tuning jobs in this tracking store")
+        return 0
+    print(f"{'name':<24} {'started':<19} {'trials':>6} {'best objective':>22}  "
+          f"{'status':<9} run id")
+    for run in runs:
+        params, metrics = run.data.params, run.data.metrics
+        key = f"best_val_{params.get('objective', 'aucpr')}"
+        best = f"{key[5:]} {metrics[key]:.4f}" if key in metrics else "-"
+        trials = metrics.get("trials_total")
+        started = dt.datetime.fromtimestamp(run.info.start_time / 1000)
+        print(f"{(run.info.run_name or '')[:24]:<24} {started:%Y-%m-%d %H:%M:%S} "
+              f"{'-' if trials is None else int(trials):>6} {best:>22}  {run.info.status:<9} "
+              f"{run.info.run_id}")
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "-" if value is None else str(value)

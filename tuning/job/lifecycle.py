@@ -1,0 +1,219 @@
+"""The run loop: spec -> data -> Ray Tune job -> MLflow runs -> final verdict.
+
+:mod:`tuning.job.preflight` checks everything that can reject a job before this
+module creates the parent run and the job folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from tuning._ray_compat import grid_trials, run_config
+from tuning.errors import JobError
+from tuning.job.preflight import (
+    check_reachable,
+    check_resources,
+    check_tracking,
+    connect_ray,
+    load_data,
+)
+from tuning.job.refit import evaluate_best, pick_best, summarise, verdict_of
+from tuning.job.results import JobResult
+from tuning.job.shipping import tune_experiment_path
+from tuning.job.state import FINISHED, RUNNING, JobState, Outcome, find_experiment_dir
+from tuning.job.sync import BEST_MODEL_FILE, complete_parent, sync_job
+from tuning.job.tuner import build_tuner, driver_callbacks, new_experiment_dir, trainable_with_data
+from tuning.job.two_stage import TwoStageTuner
+from tuning.job.verdict import write_verdict
+from tuning.schedule.stoppers import job_stop_reason
+from tuning.spec import DEFAULT_STORAGE, Spec, parse_spec
+from tuning.tracking.callback import MlflowTrackingCallback
+from tuning.tracking.parent import start_parent_run
+from tuning.tracking.tags import STATUSES
+
+logger = logging.getLogger(__name__)
+
+
+def run_job(spec: Spec, address: str | None = None, progress: bool = True,
+            offline: bool = False) -> JobResult:
+    """Run a whole tuning job and return its outcome (what ``tuning run`` does).
+
+    Args:
+        spec: the validated spec (:func:`tuning.load_spec`).
+        address: a Ray cluster (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``);
+            None starts a local Ray.
+        progress: print the live progress line on stderr.
+        offline: send nothing to MLflow during the job; ``tuning sync`` logs it later.
+
+    Raises:
+        DataError: the data cannot be read or split.
+        JobError: the cluster, the resources or the tracking store cannot serve the job.
+    """
+    data = load_data(spec)
+    uri = spec.tracking_uri()
+    _quiet_http_retries()
+    if address and address != "auto":
+        check_reachable(address)  # before the store is touched: nothing half-written
+    if not offline:
+        check_tracking(uri)
+    connect_ray(address)
+    check_resources(spec, autoscaling=address is not None)
+    experiment_dir = new_experiment_dir(spec)
+    experiment_id = parent_run_id = None
+    if not offline:
+        experiment_id, parent_run_id = start_parent_run(MlflowClient(uri), spec, data.fingerprint,
+                                                        str(experiment_dir))
+    state = JobState(spec=spec.model_dump(mode="json"), tracking_uri=uri,
+                     experiment_id=experiment_id, parent_run_id=parent_run_id, status=RUNNING,
+                     data_hash=data.fingerprint,
+                     tune_path=tune_experiment_path(spec.storage.path, experiment_dir))
+    state.write(experiment_dir)
+    tracker, callbacks = driver_callbacks(spec, uri, experiment_id, parent_run_id, progress)
+    if spec.search.algorithm == "two_stage":
+        tuner: Any = TwoStageTuner(spec, data, experiment_dir, callbacks)
+    else:
+        tuner = build_tuner(spec, data, experiment_dir, callbacks)
+    return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, state, resumed=False)
+
+
+def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str | None = None,
+               address: str | None = None, progress: bool = True) -> JobResult:
+    """Finish a job whose driver died: same parent run, same child runs, no re-runs.
+
+    Args:
+        name_or_path: a job folder, or a job name (its newest folder under ``storage``).
+        storage: where job folders live (default ``tuning_runs``).
+        tracking_uri: the store to log to (default: the one the job used).
+
+    Raises:
+        JobError: no such job, the job already finished, or it cannot be resumed.
+    """
+    experiment_dir = find_experiment_dir(name_or_path, storage or DEFAULT_STORAGE)
+    state = JobState.read(experiment_dir)
+    if state.status == FINISHED:
+        raise JobError(f"{experiment_dir}: the job already finished; nothing to resume")
+    spec = parse_spec(state.spec, source=str(experiment_dir / "tuning_state.json"))
+    if spec.search.algorithm == "two_stage":
+        raise JobError(f"{experiment_dir}: a two-stage job cannot be resumed yet (only its "
+                       "last stage's Tune state is saved); run it again")
+    uri = tracking_uri or state.tracking_uri
+    data = load_data(spec)
+    _quiet_http_retries()
+    if state.online:
+        check_tracking(uri)
+    connect_ray(address)
+    if state.online:
+        MlflowClient(uri).update_run(state.parent_run_id, status=RUNNING)
+    state.tracking_uri, state.status = uri, RUNNING
+    state.write(experiment_dir)
+    tuner = tune.Tuner.restore(state.tune_path, trainable=trainable_with_data(spec, data),
+                               resume_unfinished=True, resume_errored=False)
+    tracker = _restored_tracker(tuner, uri)
+    return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, state, resumed=True)
+
+
+def _quiet_http_retries() -> None:
+    """Our writer retries with its own backoff; MLflow's HTTP retries would stall it."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # Snapshot the experiment state often enough that a killed driver loses little.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's CSV and TensorBoard loggers cost driver time per result and duplicate
+    # what MLflow holds; result.json (JsonLoggerCallback, added in build_tuner) stays:
+    # it is what `tuning sync` and the result grid read.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+def _restored_tracker(tuner: Any, uri: str) -> MlflowTrackingCallback | None:
+    """The tracking callback unpickled with the Tuner, pointed at the current store."""
+    config = run_config(tuner)
+    for callback in (config.callbacks if config is not None else None) or []:
+        if isinstance(callback, MlflowTrackingCallback):
+            callback.tracking_uri = uri
+            return callback
+    return None  # an offline job
+
+
+def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_dir: Path,
+                    state: JobState, resumed: bool) -> JobResult:
+    started = time.monotonic()
+    try:
+        results = tuner.fit()
+    except BaseException:
+        if tracker is not None:
+            unwritten = tracker.close(timeout=30)
+            if unwritten:
+                logger.error("%d MLflow records were not written; `tuning sync` replays them",
+                             unwritten)
+        raise
+    wall = time.monotonic() - started
+    unwritten = (tracker.close(timeout=spec.tracking.flush_timeout_s)
+                 if tracker is not None else 0)
+    tune_trials = grid_trials(results)
+    if any(t.status not in ("TERMINATED", "ERROR") for t in tune_trials):
+        # Ctrl-C: Tune saved its state; the job stays RUNNING for `tuning resume`.
+        raise KeyboardInterrupt
+    trials = summarise(results, spec)
+    mode = spec.objective.resolved_mode
+    best = pick_best(trials, mode)
+    test_metrics: dict[str, float] = {}
+    verdict: dict[str, Any] | None = None
+    if best is not None:
+        booster, scores = evaluate_best(spec, data, best)
+        booster.save_model(str(experiment_dir / BEST_MODEL_FILE))
+        verdict = verdict_of(spec, data, best, scores)
+        write_verdict(experiment_dir, verdict, data.test.y, scores)
+        test_metrics = verdict["metrics"]
+    counts = {s.lower(): sum(t.status == s for t in trials) for s in STATUSES}
+    counts["total"] = len(trials)
+    state.status = FINISHED
+    state.outcome = Outcome(best=best, test_metrics=test_metrics, verdict=verdict, counts=counts,
+                            stop_reason=job_stop_reason(spec, tuner, len(trials)),
+                            log_model=spec.tracking.log_model)
+    state.write(experiment_dir)
+    known = {t.trial_id for t in tune_trials}
+    unlogged = _finish_tracking(experiment_dir, state, tracker, unwritten, resumed, known, data)
+    per_result = (tracker.driver_seconds * 1000 / max(tracker.results_seen, 1)
+                  if tracker is not None else 0.0)
+    return JobResult(
+        name=spec.name, parent_run_id=state.parent_run_id or "",
+        experiment_id=state.experiment_id or "", tracking_uri=state.tracking_uri,
+        experiment_dir=str(experiment_dir), metric=spec.objective.result_key, mode=mode,
+        wall_s=wall, trials=trials, best=best, test_metrics=test_metrics, verdict=verdict,
+        unlogged_records=unlogged, mlflow_ms_per_result=per_result,
+    )
+
+
+def _finish_tracking(experiment_dir: Path, state: JobState, tracker: Any,
+                     unwritten: int, resumed: bool, known_trial_ids: set[str], data: Any) -> int:
+    """Complete the MLflow side; return the records left unlogged (0 when all is there).
+
+    After a resume or an outage, the job folder is replayed into MLflow first, so
+    statuses and points a dead driver never wrote get there, without duplicates.
+    """
+    if tracker is None:
+        logger.warning("offline job: nothing was logged to MLflow; run `tuning sync %s` to log it",
+                       experiment_dir)
+        return -1
+    uri = state.tracking_uri
+    try:
+        if unwritten or resumed:
+            report = sync_job(experiment_dir, uri, known_trial_ids, data)
+            logger.info("replayed from the job folder: %d runs created, %d metric values, "
+                        "%d statuses fixed, %d orphan runs removed", report.runs_created,
+                        report.metric_points, report.statuses_fixed, report.orphans_removed)
+        else:
+            complete_parent(MlflowClient(uri), uri, experiment_dir, state, data)
+    except Exception as err:  # noqa: BLE001 - the store may still be down: keep the job
+        logger.error("MLflow store %s unreachable at the end of the job (%s); run `tuning sync "
+                     "%s` when it is back", uri, str(err).splitlines()[0][:200], experiment_dir)
+        return max(unwritten, 1)
+    return 0

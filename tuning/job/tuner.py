@@ -1,0 +1,127 @@
+"""Assemble a job's Ray Tune ``Tuner``: trainable, search space, searcher, scheduler,
+completion criteria and the driver callbacks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.logger import JsonLoggerCallback
+
+from trainables.objectives import ObjectiveSettings
+from trainables.registry import get_trainable
+from trainables.xgboost_fraud import TrainSettings
+from tuning.job.preflight import default_concurrency
+from tuning.job.progress import ProgressCallback
+from tuning.job.shipping import state_root, trial_data, tune_storage
+from tuning.schedule.registry import build_scheduler
+from tuning.schedule.state import SchedulerStateCallback
+from tuning.schedule.stoppers import build_stopper
+from tuning.search.build import build_searcher
+from tuning.search.space import grid_size, param_space
+from tuning.spec import Spec
+from tuning.tracking.callback import MlflowTrackingCallback
+from tuning.tracking.observations import load_observations
+
+logger = logging.getLogger(__name__)
+
+
+def train_settings(spec: Spec) -> TrainSettings:
+    """What every trial (and the final refit) trains with, from the spec."""
+    obj = spec.objective
+    return TrainSettings(
+        num_boost_round=spec.training.num_boost_round,
+        report_every=spec.training.report_every,
+        checkpoint_every=spec.training.checkpoint_every,
+        max_bin=spec.training.max_bin,
+        objective=obj.metric,
+        objective_settings=ObjectiveSettings(
+            max_fpr=obj.max_fpr, min_recall=obj.min_recall, fn_cost=obj.fn_cost,
+            fp_cost=obj.fp_cost, threshold=obj.threshold,
+        ),
+        fixed_params=dict(spec.training.params),
+        seed=spec.data.seed,
+        fail_at_round=spec.training.fail_at_round,
+    )
+
+
+def trainable_with_data(spec: Spec, data: Any) -> Any:
+    """The trainable with the job's data and settings bound, and its resources."""
+    trainable = tune.with_parameters(get_trainable(spec.trainable), data=trial_data(spec, data),
+                                     settings=train_settings(spec))
+    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
+                observations: list | None = None, stopper: Any = None) -> tune.Tuner:
+    """The job's Tuner (one search; :mod:`tuning.job.two_stage` runs two of these).
+
+    ``observations`` are earlier results replayed into the searcher (default: the
+    spec's ``search.warm_start``, read from MLflow); ``stopper`` the completion
+    criteria to share (default: built from ``spec.budget``).
+    """
+    num_samples = spec.budget.num_samples
+    if spec.search.algorithm == "grid":
+        logger.info("grid search visits %d configurations (budget.num_samples is not used)",
+                    grid_size(spec))
+        num_samples = 1
+    if observations is None and spec.search.warm_start is not None:
+        observations = load_observations(spec)
+    scheduler = build_scheduler(spec)
+    stopper = stopper or build_stopper(spec)
+    tune_config = tune.TuneConfig(
+        metric=spec.objective.result_key,
+        mode=spec.objective.resolved_mode,
+        search_alg=build_searcher(spec, observations),
+        scheduler=scheduler,
+        num_samples=num_samples,
+        max_concurrent_trials=default_concurrency(spec),
+        time_budget_s=spec.budget.time_budget_s,
+        # A function trainable reused across trials keeps its worker process, so
+        # imports and the per-process DMatrix cache are paid once per worker.
+        reuse_actors=True,
+    )
+    run_config = tune.RunConfig(
+        name=experiment_dir.name,
+        # A URI (s3://...) goes to Tune as written; a local path is the job folder's parent.
+        storage_path=tune_storage(spec.storage.path, experiment_dir),
+        callbacks=[*callbacks, *([stopper] if stopper else []), SchedulerStateCallback(scheduler),
+                   JsonLoggerCallback()],
+        stop=stopper,
+        failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+        # Tune forces an experiment snapshot whenever a trial has saved num_to_keep
+        # checkpoints since the last one: keep it above the usual checkpoints per trial.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
+        verbose=0,
+    )
+    return tune.Tuner(trainable_with_data(spec, data), param_space=param_space(spec),
+                      tune_config=tune_config, run_config=run_config)
+
+
+def driver_callbacks(spec: Spec, uri: str, experiment_id: str | None, parent_run_id: str | None,
+                     progress: bool) -> tuple[MlflowTrackingCallback | None, list]:
+    """The tracking callback (None for an offline job) and every driver callback."""
+    tracker = None
+    callbacks: list = []
+    if parent_run_id is not None and experiment_id is not None:
+        tracker = MlflowTrackingCallback(uri, experiment_id, parent_run_id, spec.name)
+        callbacks.append(tracker)
+    if progress:
+        callbacks.append(ProgressCallback(spec.budget.num_samples, spec.objective.result_key,
+                                          spec.objective.resolved_mode))
+    return tracker, callbacks
+
+
+def new_experiment_dir(spec: Spec) -> Path:
+    """A fresh folder per job run, so two runs of one spec never mix their state."""
+    root = state_root(spec.storage.path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{spec.name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{spec.name}-{stamp}-{n}"
+    return path

@@ -1,0 +1,84 @@
+"""The scheduler registry: ``scheduler.type`` names -> Ray Tune trial schedulers.
+
+:data:`SCHEDULERS` is the single list of scheduler names (the spec, ``tuning list``,
+the SageMaker translation and the contract tests read it); each builder imports
+Ray inside. A scheduler that only works with one searcher (bohb) is paired in the
+searcher registry (:func:`tuning.search.registry.searcher_for`).
+
+Time is counted in reports (``training_iteration``); one report is
+``training.report_every`` boosting rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from tuning.spec import Spec
+
+TIME_ATTR = "training_iteration"
+
+
+@dataclass(frozen=True)
+class SchedulerEntry:
+    build: Callable[[Spec], Any]
+    description: str
+
+
+def _asha(spec: Spec) -> Any:
+    from ray.tune.schedulers import ASHAScheduler  # heavy: ray
+
+    return ASHAScheduler(
+        time_attr=TIME_ATTR,
+        max_t=spec.max_t,
+        grace_period=spec.scheduler.grace_period,
+        reduction_factor=spec.scheduler.reduction_factor,
+        brackets=spec.scheduler.brackets,
+    )
+
+
+def _hyperband(spec: Spec) -> Any:
+    from ray.tune.schedulers import HyperBandScheduler  # heavy: ray
+
+    return HyperBandScheduler(
+        time_attr=TIME_ATTR, max_t=spec.max_t, reduction_factor=spec.scheduler.reduction_factor
+    )
+
+
+def _fifo(spec: Spec) -> Any:
+    from ray.tune.schedulers import FIFOScheduler  # heavy: ray
+
+    return FIFOScheduler()
+
+
+def _median(spec: Spec) -> Any:
+    from ray.tune.schedulers import MedianStoppingRule  # heavy: ray
+
+    return MedianStoppingRule(
+        time_attr=TIME_ATTR, grace_period=spec.scheduler.grace_period,
+        min_samples_required=spec.scheduler.min_samples_required,
+    )
+
+
+def _bohb(spec: Spec) -> Any:
+    from ray.tune.schedulers import HyperBandForBOHB  # heavy: ray
+
+    return HyperBandForBOHB(
+        time_attr=TIME_ATTR, max_t=spec.max_t, reduction_factor=spec.scheduler.reduction_factor
+    )
+
+
+SCHEDULERS: dict[str, SchedulerEntry] = {
+    "asha": SchedulerEntry(_asha, "asynchronous successive halving (default)"),
+    "hyperband": SchedulerEntry(_hyperband, "synchronous Hyperband"),
+    "fifo": SchedulerEntry(_fifo, "no early stopping: every trial runs all rounds"),
+    "median": SchedulerEntry(_median, "stop a trial below the median of the others at the "
+                             "same report (after grace_period, min_samples_required)"),
+    "bohb": SchedulerEntry(_bohb, "Hyperband for BOHB; only with search.algorithm 'bohb' "
+                           "(chosen automatically for it)"),
+}
+
+def build_scheduler(spec: Spec) -> Any:
+    """Build the trial scheduler named by ``spec.scheduler.type``."""
+    return SCHEDULERS[spec.scheduler.type].build(spec)

@@ -1,0 +1,129 @@
+"""The searcher registry: ``search.algorithm`` names -> Ray Tune search algorithms.
+
+:data:`SEARCHERS` is the single list of searcher names: the spec, ``tuning list``,
+the SageMaker translation, the docs and the contract tests read it. Each builder
+imports its library inside, so that listing names stays cheap. Metric and mode
+are not given to searchers: ``TuneConfig`` sets them on all alike. A builder takes
+the spec and the points to try first (the spec's ``points_to_evaluate``, preceded
+by warm-start points when there are any).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from tuning.spec import Spec
+
+Points = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SearcherEntry:
+    build: Callable[[Spec, Points], Any]
+    description: str
+    learns: bool = True  # models earlier results, so a warm start can inform it
+    refines: bool = False  # may run stage 2 of a two-stage job (search.refine_with)
+    # The scheduler this searcher needs (and that needs it). BOHB's scheduler calls
+    # searcher.on_pause/on_unpause, which only TuneBOHB has, and TuneBOHB learns only
+    # from the Hyperband budgets that scheduler puts in each result.
+    scheduler: str | None = None
+
+
+def _basic(spec: Spec, points: Points) -> Any:
+    from ray.tune.search import BasicVariantGenerator  # heavy: ray
+
+    # Tune's max_concurrent_trials only wraps Searchers; this generator caps itself.
+    return BasicVariantGenerator(points_to_evaluate=points or None, random_state=spec.search.seed,
+                                 max_concurrent=spec.budget.max_concurrent or 0)
+
+
+def _tpe(spec: Spec, points: Points) -> Any:
+    from ray.tune.search.hyperopt import HyperOptSearch  # heavy: ray, hyperopt
+
+    return HyperOptSearch(
+        points_to_evaluate=points or None,
+        n_initial_points=spec.search.n_initial_points,
+        random_state_seed=spec.search.seed,
+    )
+
+
+def _gp(spec: Spec, points: Points) -> Any:
+    # Our GP searcher subclasses Ray's Searcher and drives bayesian-optimization:
+    # imported here so that reading this registry does not import Ray.
+    from tuning.search.gp import GPSearch
+
+    return GPSearch(spec.search_space, n_initial_points=spec.search.n_initial_points,
+                    seed=spec.search.seed, points_to_evaluate=points)
+
+
+def _bohb(spec: Spec, points: Points) -> Any:
+    from ray.tune.search.bohb import TuneBOHB  # heavy: ray, hpbandster
+
+    return TuneBOHB(points_to_evaluate=points or None, seed=spec.search.seed)
+
+
+def _two_stage(spec: Spec, points: Points) -> Any:
+    raise TypeError("two_stage is two searches in a row; tuning.job.two_stage runs it")
+
+
+SEARCHERS: dict[str, SearcherEntry] = {
+    "tpe": SearcherEntry(_tpe, "HyperOpt Tree-structured Parzen Estimator (default)",
+                         refines=True),
+    "random": SearcherEntry(_basic, "random sampling of the space", learns=False),
+    "grid": SearcherEntry(_basic, "every combination; numeric ranges take search.grid_points "
+                          "values", learns=False),
+    "gp": SearcherEntry(_gp, "Gaussian-process Bayesian optimisation (expected improvement; "
+                        "ints and choices mapped to cells of [0, 1])", refines=True),
+    "bohb": SearcherEntry(_bohb, "BOHB: TPE-like model over Hyperband budgets; pairs with "
+                          "scheduler 'bohb'", scheduler="bohb"),
+    "two_stage": SearcherEntry(_two_stage, "random over the full space, then search.refine_with "
+                               "on ranges narrowed to the top trials", learns=False),
+}
+REFINERS: tuple[str, ...] = tuple(n for n, e in SEARCHERS.items() if e.refines)
+
+
+def scheduler_for(algorithm: str | None) -> str | None:
+    """The scheduler a searcher needs (given when the spec names none), or None."""
+    entry = SEARCHERS.get(algorithm or "")
+    return entry.scheduler if entry else None
+
+
+def searcher_for(scheduler: str) -> str | None:
+    """The searcher a scheduler only works with, or None when any will do."""
+    return next((n for n, e in SEARCHERS.items() if e.scheduler == scheduler), None)
+
+
+def check_pairing(algorithm: str, scheduler: str) -> str | None:
+    """Why this searcher cannot run with this scheduler, or None when it can."""
+    needed = scheduler_for(algorithm)
+    if needed and scheduler != needed:
+        return (f"search.algorithm {algorithm!r} needs scheduler.type {needed!r}, got "
+                f"{scheduler!r} (leave scheduler.type out to pair them automatically)")
+    only = searcher_for(scheduler)
+    if only and algorithm != only:
+        return (f"scheduler.type {scheduler!r} only works with search.algorithm "
+                f"{only!r}, got {algorithm!r}")
+    return None
+
+
+def check_search(spec: Spec) -> str | None:
+    """Why the ``search`` section cannot run with the rest of the spec, or None."""
+    search = spec.search
+    entry = SEARCHERS[search.algorithm]
+    if search.warm_start is not None and not entry.learns:
+        learners = ", ".join(n for n, e in SEARCHERS.items() if e.learns)
+        return (f"search.warm_start needs a searcher that learns from results ({learners}), "
+                f"got {search.algorithm!r}")
+    if search.algorithm == "two_stage":
+        first = stage1_samples(spec)
+        if first >= spec.budget.num_samples:
+            return (f"search.stage1_samples ({first}) must be < budget.num_samples "
+                    f"({spec.budget.num_samples}) to leave trials for stage 2")
+    return None
+
+
+def stage1_samples(spec: Spec) -> int:
+    """Trials in stage 1 of a two-stage job (default: half the budget, at least 2)."""
+    return spec.search.stage1_samples or max(2, spec.budget.num_samples // 2)

@@ -1,0 +1,121 @@
+"""The whole spec: one typed, validated object for a tuning job."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from trainables.registry import TRAINABLES
+from tuning.search.params import ChoiceParam, Constant, ParamSpec
+from tuning.search.registry import check_pairing, check_search, scheduler_for
+from tuning.spec.format import validated
+from tuning.spec.sections import (
+    DEFAULT_TRACKING_URI,
+    BudgetSpec,
+    DataSpec,
+    EvaluationSpec,
+    ObjectiveSpec,
+    ResourcesSpec,
+    SchedulerSpec,
+    SearchSpec,
+    Section,
+    StorageSpec,
+    TrackingSpec,
+    TrainingSpec,
+    known,
+    validate_search_space,
+)
+
+
+class Spec(Section):
+    """A whole tuning job."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    data: DataSpec = DataSpec()
+    trainable: str = "xgboost_fraud"
+    objective: ObjectiveSpec = ObjectiveSpec()
+    search_space: dict[str, Union[ParamSpec, Constant]] = Field(min_length=1)
+    search: SearchSpec = SearchSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    training: TrainingSpec = TrainingSpec()
+    budget: BudgetSpec = BudgetSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    storage: StorageSpec = StorageSpec()
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _search_space(cls, value: Any) -> dict[str, Any]:
+        return validate_search_space(value)
+
+    @field_validator("trainable")
+    @classmethod
+    def _known_trainable(cls, value: str) -> str:
+        return known(value, TRAINABLES, "trainable")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pair_scheduler(cls, values: Any) -> Any:
+        # A searcher that needs its own scheduler (bohb) gets it unless one is named.
+        if isinstance(values, dict) and isinstance(values.get("search"), dict):
+            scheduler = values.get("scheduler") or {}
+            paired = scheduler_for(values["search"].get("algorithm"))
+            if paired and isinstance(scheduler, dict) and "type" not in scheduler:
+                values = {**values, "scheduler": {**scheduler, "type": paired}}
+        return values
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Spec:
+        problem = check_pairing(self.search.algorithm, self.scheduler.type) or check_search(self)
+        if problem:
+            raise ValueError(problem)
+        if self.scheduler.grace_period > self.max_t:
+            raise ValueError(
+                f"scheduler.grace_period ({self.scheduler.grace_period}) must be <= max_t "
+                f"({self.max_t})")
+        has_grid = any(
+            isinstance(p, ChoiceParam) and p.type == "grid" for p in self.search_space.values()
+        )
+        if has_grid and self.search.algorithm not in ("grid", "random"):
+            raise ValueError(
+                f"search_space uses type 'grid', which only search.algorithm 'grid' or 'random' "
+                f"can run, got {self.search.algorithm!r}"
+            )
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    @property
+    def max_t(self) -> int:
+        return self.scheduler.max_t or self.training.max_reports
+
+    def tracking_uri(self) -> str:
+        """Resolve the tracking URI: the spec, then ``MLFLOW_TRACKING_URI``, then the default."""
+        return resolve_tracking_uri(self.tracking.tracking_uri)
+
+    def dataset_kwargs(self) -> dict[str, Any]:
+        """Arguments of ``trainables.data.load_dataset`` for this job's data."""
+        return {**self.data.loader_kwargs(), "amount_column": self.objective.amount_column}
+
+    def with_overrides(self, **overrides: Any) -> Spec:
+        """Return a copy with dotted-path overrides (``budget.num_samples=6``) re-validated."""
+        raw = self.model_dump(mode="python", exclude_none=False)
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = raw
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return validated(Spec, raw, source="command line")
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI

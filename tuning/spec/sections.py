@@ -1,0 +1,286 @@
+"""One pydantic model per YAML section of the spec (``extra="forbid"``: a misspelt
+key is an error, never a silently ignored setting).
+
+Names are read from their registries: data sources, splits and formats from
+``trainables.data``, objectives from ``trainables.objectives``, searchers from
+:mod:`tuning.search.registry`, schedulers from :mod:`tuning.schedule.registry`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainables.data import FORMATS, SOURCES, SPLITS
+from trainables.objectives import OBJECTIVES
+from tuning.schedule.registry import SCHEDULERS
+from tuning.search.params import PARAM_ADAPTER, PARAM_TYPES
+from tuning.search.registry import REFINERS, SEARCHERS
+from tuning.spec.format import describe, nested
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_STORAGE = "tuning_runs"
+SHIP_MODES = ("auto", "object_store", "path")
+
+
+def known(value: Any, names: Iterable[str], what: str) -> Any:
+    """``value`` when it is one of ``names``, else the one error for an unknown name."""
+    names = list(names)
+    if value not in names:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(map(str, names))}")
+    return value
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------- data
+class DataSpec(Section):
+    """Where the transactions come from and how they are split."""
+
+    source: str = "synthetic"
+    rows: int = Field(100_000, ge=100)
+    fraud_rate: float = Field(0.002, gt=0, lt=0.5)
+    n_features: int = Field(30, ge=4, le=1000)
+    seed: int = 0
+    path: str | None = None
+    format: str | None = None
+    target: str = "Class"
+    drop: list[str] = []
+    time_column: str | None = None
+    positive_label: str | int | bool | None = None
+    split: str = "stratified"
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    min_positives: int = Field(10, ge=1)
+    # How trials get the data: through Ray's object store (read once on the driver)
+    # or by reading ``path`` on each worker node (synthetic data is regenerated there
+    # from its seed). ``auto`` uses the object store below ``ship_max_mb`` in memory.
+    ship: str = "auto"
+    ship_max_mb: float = Field(256, gt=0)
+
+    # Keys that choose how data reaches the trials, not what the data is.
+    SHIPPING_KEYS: ClassVar[frozenset[str]] = frozenset({"ship", "ship_max_mb"})
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        return known(value, SOURCES, "data source")
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        return None if value is None else known(value, FORMATS, "data format")
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, value: str) -> str:
+        return known(value, SPLITS, "split")
+
+    @field_validator("ship")
+    @classmethod
+    def _ship(cls, value: str) -> str:
+        return known(value, SHIP_MODES, "data.ship mode")
+
+    def loader_kwargs(self) -> dict[str, Any]:
+        """Arguments of ``trainables.data.load_dataset`` (the shipping keys left out)."""
+        return self.model_dump(exclude=set(self.SHIPPING_KEYS))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_implies_file(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("path") and "source" not in values:
+            values = {**values, "source": "file"}
+        return values
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSpec:
+        if self.source == "file" and not self.path:
+            raise ValueError("source 'file' needs data.path")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1, got "
+                f"{self.val_fraction} + {self.test_fraction}"
+            )
+        if self.split == "time" and not self.time_column:
+            raise ValueError("split 'time' needs data.time_column")
+        return self
+
+
+# -------------------------------------------------------------- objective
+class ObjectiveSpec(Section):
+    """What a trial is scored by, and the business settings of fraud metrics."""
+
+    metric: str = "aucpr"
+    mode: Literal["max", "min"] | None = None
+    max_fpr: float = Field(0.001, gt=0, lt=1)
+    min_recall: float = Field(0.8, gt=0, le=1)
+    fn_cost: float = Field(100.0, ge=0)
+    fp_cost: float = Field(1.0, ge=0)
+    amount_column: str | None = None
+    threshold: float | None = Field(None, ge=0, le=1)
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        name = value.removeprefix("val_")
+        if name not in OBJECTIVES:
+            raise ValueError(f"unknown objective {value!r}; valid: {', '.join(OBJECTIVES)}")
+        return name
+
+    @property
+    def resolved_mode(self) -> str:
+        return self.mode or OBJECTIVES[self.metric].mode
+
+    @property
+    def result_key(self) -> str:
+        """The key of the objective in every reported result."""
+        return f"val_{self.metric}"
+
+
+# ------------------------------------------------------------ search space
+def validate_search_space(value: Any) -> dict[str, Any]:
+    """Validate each entry on its own so errors name ``search_space.NAME.FIELD``."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of parameter names to ranges, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    for name, entry in value.items():
+        if isinstance(entry, dict):
+            if entry.get("type") not in PARAM_TYPES:
+                raise nested(f"{name}.type", f"must be one of {', '.join(PARAM_TYPES)} "
+                             f"(got {entry.get('type')!r})")
+            try:
+                out[name] = PARAM_ADAPTER.validate_python(entry)
+            except ValidationError as err:
+                # skip=1: the first location part is the union's tag (the type name).
+                where, msg = describe(err.errors()[0], skip=1)
+                raise nested(f"{name}.{where}" if where else name, msg) from None
+        elif isinstance(entry, (bool, int, float, str)):
+            out[name] = entry
+        else:
+            raise nested(name, "must be a range mapping with a 'type', or a constant value")
+    return out
+
+
+# ------------------------------------------------------ search & schedule
+class WarmStartSpec(Section):
+    """An earlier job whose finished trials seed the searcher (see ``tuning.search.warm_start``)."""
+
+    experiment: str | None = None
+    run_id: str | None = None
+    tracking_uri: str | None = Field(None, description="default: this job's tracking URI")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WarmStartSpec:
+        if (self.experiment is None) == (self.run_id is None):
+            raise ValueError("give exactly one of experiment (an MLflow experiment name) "
+                             "or run_id (an earlier job's parent run)")
+        return self
+
+
+class SearchSpec(Section):
+    """The search algorithm (a name from ``tuning.search.registry.SEARCHERS``)."""
+
+    algorithm: str = "tpe"
+    seed: int | None = 0
+    n_initial_points: int = Field(10, ge=1)
+    grid_points: int = Field(3, ge=2, description="values per numeric range for 'grid'")
+    points_to_evaluate: list[dict[str, Any]] = []
+    warm_start: WarmStartSpec | None = None
+    # two_stage: random over the full space, then refine_with on narrowed ranges.
+    stage1_samples: int | None = Field(None, ge=2, description="default: half the budget")
+    refine_with: str = "tpe"
+    top_fraction: float = Field(0.2, gt=0, le=1)
+    margin: float = Field(0.1, ge=0, le=1, description="widening on each side of a narrowed "
+                          "range, as a fraction of the original range (log scale for log params)")
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return known(value, SEARCHERS, "search algorithm")
+
+    @field_validator("refine_with")
+    @classmethod
+    def _refiner(cls, value: str) -> str:
+        return known(value, REFINERS, "refining searcher")
+
+
+class SchedulerSpec(Section):
+    """The early-stopping scheduler; times count reports (``training_iteration``)."""
+
+    type: str = "asha"
+    max_t: int | None = Field(None, ge=1)
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3, gt=1)
+    brackets: int = Field(1, ge=1)
+    min_samples_required: int = Field(3, ge=1, description="median: trials to compare first")
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return known(value, SCHEDULERS, "scheduler")
+
+
+# -------------------------------------------------------------- the rest
+class TrainingSpec(Section):
+    """How each trial trains: rounds, reporting and checkpoint cadence, fixed params."""
+
+    num_boost_round: int = Field(300, ge=1)
+    report_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(5, ge=1, description="in reports; the last report always saves")
+    max_bin: int = Field(256, ge=2)
+    params: dict[str, Any] = {}
+    fail_at_round: int | None = Field(
+        None, ge=1, description="fault injection for reliability tests: each trial fails once here"
+    )
+
+    @property
+    def max_reports(self) -> int:
+        return math.ceil(self.num_boost_round / self.report_every)
+
+
+class BudgetSpec(Section):
+    num_samples: int = Field(20, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    max_failures: int = Field(1, ge=0)
+    target: float | None = Field(None, description="stop the job once the objective reaches this")
+    no_improvement_trials: int | None = Field(
+        None, ge=1, description="stop after this many completed trials without a new best")
+
+
+class ResourcesSpec(Section):
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+
+    @field_validator("gpu")
+    @classmethod
+    def _fraction_or_whole(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError(f"gpu above 1 must be a whole number, got {value}")
+        return value
+
+
+class TrackingSpec(Section):
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    log_model: bool = True
+    flush_timeout_s: float = Field(
+        120, ge=0, description="how long the end of a job waits for an unreachable store")
+
+
+class EvaluationSpec(Section):
+    """The final verdict on the test set."""
+
+    refit: Literal["train_val", "train"] = Field(
+        "train_val", description="train_val: refit on train+validation with the best rounds; "
+        "train: the trial's own model (same data, params and rounds)")
+    bootstrap: int = Field(200, ge=0, description="bootstrap replicates for the 95% intervals")
+    seed: int = 0
+
+
+class StorageSpec(Section):
+    path: str = DEFAULT_STORAGE

@@ -1,0 +1,135 @@
+"""The Tune callback on the driver: trial events become records for the writer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from tuning.tracking.tags import (
+    ERROR_TAG,
+    FAILED,
+    FINISHED,
+    GPUS_TAG,
+    JOB_TAG,
+    LAST_ERROR_TAG,
+    NODE_TAG,
+    RESTORED_FROM_TAG,
+    RETRIES_TAG,
+    RUN_NAME_TAG,
+    stopped_early_tags,
+    trial_status,
+)
+from tuning.tracking.writer import Record, RunWriter, metrics_of
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class MlflowTrackingCallback(Callback):
+    """Tune callback on the driver: turns trial events into :class:`Record` s.
+
+    It is pickled with the Tuner (for ``tuning resume``); the writer thread is not,
+    and is started again in :meth:`setup`.
+    """
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
+                 job_name: str, extra_tags: dict[str, str] | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.job_name = job_name
+        self.extra_tags = extra_tags or {}
+        self.writer: RunWriter | None = None
+        self.driver_seconds = 0.0
+        self.results_seen = 0
+        self._seen_nodes: dict[str, str] = {}
+        self._restored: dict[str, int] = {}
+        self._retries: dict[str, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["writer"] = None
+        return state
+
+    def setup(self, **info: Any) -> None:
+        if self.writer is None:
+            self.writer = RunWriter(self.tracking_uri, self.experiment_id, self.parent_run_id)
+            self.writer.start()
+
+    def _submit(self, record: Record) -> None:
+        if self.writer is None:
+            self.setup()
+        assert self.writer is not None
+        self.writer.submit(record)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        t0 = time.perf_counter()
+        tags = {RUN_NAME_TAG: f"{self.job_name}-{trial.trial_id}", JOB_TAG: self.job_name,
+                **self.extra_tags}
+        self._submit(Record("start", trial.trial_id, params=dict(trial.config), tags=tags,
+                            timestamp=_now_ms()))
+        self.driver_seconds += time.perf_counter() - t0
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        t0 = time.perf_counter()
+        self.results_seen += 1
+        node = result.get("node_id")
+        gpus = result.get("cuda_visible_devices") or ""
+        placement = f"{node}/{gpus}"
+        if node and self._seen_nodes.get(trial.trial_id) != placement:
+            self._seen_nodes[trial.trial_id] = placement
+            tags = {NODE_TAG: node}
+            if gpus:  # the GPU ids Ray gave the trial (its CUDA_VISIBLE_DEVICES)
+                tags[GPUS_TAG] = str(gpus)
+            self._submit(Record("tags", trial.trial_id, tags=tags))
+        restored = result.get("restored_from_round")
+        if restored and self._restored.get(trial.trial_id) != restored:
+            self._restored[trial.trial_id] = restored
+            self._submit(Record("tags", trial.trial_id,
+                                tags={RESTORED_FROM_TAG: str(restored)}))
+        self._submit(Record("metrics", trial.trial_id, step=int(result.get("rounds", iteration)),
+                            metrics=metrics_of(result), timestamp=_now_ms()))
+        self.driver_seconds += time.perf_counter() - t0
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        status = trial_status(last)
+        tags = stopped_early_tags(last) if status != FINISHED else {}
+        self._submit(Record("end", trial.trial_id, status=status, tags=tags, timestamp=_now_ms()))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # The same child run continues after the retry; the tag counts the retries.
+        self._retries[trial.trial_id] = self._retries.get(trial.trial_id, 0) + 1
+        self._submit(Record("tags", trial.trial_id, tags={
+            RETRIES_TAG: str(self._retries[trial.trial_id]),
+            LAST_ERROR_TAG: error_message(trial)}))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        tags = {ERROR_TAG: error_message(trial)}
+        self._submit(Record("end", trial.trial_id, status=FAILED, tags=tags,
+                            timestamp=_now_ms()))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.writer is not None:
+            self.writer.flush(timeout=60)
+
+    def close(self, timeout: float = 60) -> int:
+        """Flush and stop the writer; return the number of records left unwritten."""
+        if self.writer is None:
+            return 0
+        return self.writer.close(timeout)
+
+
+def error_message(trial: Any) -> str:
+    """The last line of a failed trial's error (the exception), for a run tag."""
+    path = getattr(trial, "error_file", None)
+    try:
+        with open(path) as handle:  # type: ignore[arg-type]
+            lines = [line.strip() for line in handle if line.strip()]
+        return lines[-1] if lines else "unknown error"
+    except (OSError, TypeError):
+        return "unknown error"
