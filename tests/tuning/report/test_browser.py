@@ -22,7 +22,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[3] / "docs" / "img"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 TINY = {
     "name": "browser-tiny",

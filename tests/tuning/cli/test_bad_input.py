@@ -20,7 +20,7 @@ import yaml
 
 from tuning.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BASE = {
     "name": "bad",
     "data": {"rows": 2000, "fraud_rate": 0.05},
@@ -193,6 +193,6 @@ def _record(case: str, line: str) -> None:
     doc = ROOT / "docs" / "bad_input.md"
     rows = "\n".join(f"| {c} | `{m.replace('|', '/')}` |" for c, m in _DOC_ROWS)
     doc.write_text("# Bad input catalogue\n\nEach row is a test case in "
-                   "`tests/tuning/test_bad_input.py`, run through `tuning run`; the message is "
+                   "`tests/tuning/cli/test_bad_input.py`, run through `tuning run`; the message is "
                    "the exact line printed (paths shortened by the test's temp folder).\n\n"
                    "| case | message |\n|---|---|\n" + rows + "\n")

@@ -16,7 +16,7 @@ from tuning.job.lifecycle import run_job
 from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def tiny_spec(uri: str, **sections) -> dict:

@@ -11,33 +11,13 @@ from tuning.report.build import build_report, report_on_finish
 from tuning.report.data import best_under_fpr, importance_rows
 from tuning.report.plots import best_so_far
 
-TINY = {
-    "name": "report-tiny",
-    "data": {"source": "synthetic", "rows": 5000, "fraud_rate": 0.04, "seed": 2},
-    "objective": {"metric": "aucpr"},
-    "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
-                     "max_depth": {"type": "randint", "low": 2, "high": 5},
-                     "grow_policy": {"type": "choice", "values": ["depthwise", "lossguide"]}},
-    "search": {"algorithm": "random", "seed": 0},
-    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-    "training": {"num_boost_round": 20, "report_every": 5},
-    "budget": {"num_samples": 4, "max_concurrent": 2},
-}
 PNGS = {"optimization_history", "parallel_coordinates", "importance", "learning_curves",
         "pr_roc", "pareto"}
 
 
 @pytest.fixture(scope="module")
-def finished(ray_session, tmp_path_factory):
-    from tuning.spec import parse_spec
-    from tuning.job.lifecycle import run_job
-
-    tmp = tmp_path_factory.mktemp("report")
-    spec = parse_spec({**TINY, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
-                       "storage": {"path": str(tmp / "runs")}})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)  # a SQLite store keeps artifacts under ./mlruns
-        return run_job(spec, progress=False)
+def finished(finished_tiny_job):
+    return finished_tiny_job  # tests/tuning/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +89,7 @@ def test_importance_covers_the_search_space(finished):
     from tuning.tracking.store import load_job
 
     rows = importance_rows(load_job(finished.tracking_uri, finished.parent_run_id))
-    assert {name for name, _ in rows} == set(TINY["search_space"])
+    assert {name for name, _ in rows} == set(finished.trials[0].config)
     assert sum(v for _, v in rows) == pytest.approx(1.0) or all(v == 0 for _, v in rows)
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from tuning.spec import SpecError, load_spec, parse_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GOOD = {
     "name": "t",
     "search_space": {"eta": {"type": "loguniform", "low": 0.01, "high": 0.3}},

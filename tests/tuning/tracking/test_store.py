@@ -7,35 +7,11 @@ import pytest
 from tuning.errors import JobError
 from tuning.tracking.store import Trial, _score, load_job, parse_value
 
-TINY = {
-    "name": "store-tiny",
-    "data": {"source": "synthetic", "rows": 5000, "fraud_rate": 0.04, "seed": 1},
-    "objective": {"metric": "aucpr"},
-    "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
-                     "max_depth": {"type": "randint", "low": 2, "high": 5}},
-    "search": {"algorithm": "random", "seed": 0},
-    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-    "training": {"num_boost_round": 20, "report_every": 5},
-    "budget": {"num_samples": 4, "max_concurrent": 2},
-}
-
-
-def run_tiny(tmp, name: str):
-    """Run the tiny job with its store and folders in ``tmp``."""
-    from tuning.spec import parse_spec
-    from tuning.job.lifecycle import run_job
-
-    spec = parse_spec({**TINY, "name": name,
-                       "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
-                       "storage": {"path": str(tmp / "runs")}})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)  # a SQLite store keeps artifacts under ./mlruns
-        return run_job(spec, progress=False)
 
 
 @pytest.fixture(scope="module")
-def finished(ray_session, tmp_path_factory):
-    return run_tiny(tmp_path_factory.mktemp("store"), "store-tiny")
+def finished(finished_tiny_job):
+    return finished_tiny_job  # tests/tuning/conftest.py
 
 
 # ------------------------------------------------------------------ units
@@ -94,7 +70,7 @@ def test_unreachable_server_is_a_one_line_error():
 # ------------------------------------------------------- on a real job
 @pytest.mark.slow
 def test_job_loads_by_name_parent_id_and_child_id(finished):
-    by_name = load_job(finished.tracking_uri, "store-tiny")
+    by_name = load_job(finished.tracking_uri, finished.name)
     assert by_name.run_id == finished.parent_run_id
     assert load_job(finished.tracking_uri, finished.parent_run_id).run_id == finished.parent_run_id
     child = by_name.trials[0].run_id

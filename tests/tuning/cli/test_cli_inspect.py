@@ -13,30 +13,11 @@ from tuning.cli.inspection import choose
 from tuning.errors import JobError
 from tuning.tracking.store import Job, Trial
 
-TINY = {
-    "name": "inspect-tiny",
-    "data": {"source": "synthetic", "rows": 5000, "fraud_rate": 0.04, "seed": 3},
-    "objective": {"metric": "aucpr"},
-    "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
-                     "max_depth": {"type": "randint", "low": 2, "high": 5}},
-    "search": {"algorithm": "random", "seed": 0},
-    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-    "training": {"num_boost_round": 20, "report_every": 5, "params": {"min_child_weight": 2}},
-    "budget": {"num_samples": 4, "max_concurrent": 2},
-}
 
 
 @pytest.fixture(scope="module")
-def finished(ray_session, tmp_path_factory):
-    from tuning.spec import parse_spec
-    from tuning.job.lifecycle import run_job
-
-    tmp = tmp_path_factory.mktemp("inspect")
-    spec = parse_spec({**TINY, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
-                       "storage": {"path": str(tmp / "runs")}})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)  # a SQLite store keeps artifacts under ./mlruns
-        return run_job(spec, progress=False)
+def finished(finished_tiny_job):
+    return finished_tiny_job  # tests/tuning/conftest.py
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -97,7 +78,7 @@ def test_runs_lists_the_job(finished, capsys):
     code, out, _ = cli(capsys, "runs", "--tracking-uri", finished.tracking_uri)
     assert code == 0
     line = next(l for l in out.splitlines() if finished.parent_run_id in l)
-    assert line.startswith("inspect-tiny") and "FINISHED" in line
+    assert line.startswith(finished.name) and "FINISHED" in line
     assert f"{len(finished.trials):>6}" in line
     assert f"{finished.best.best_value:.4f}" in line
     code, out, err = cli(capsys, "runs", "--tracking-uri", finished.tracking_uri,
@@ -112,7 +93,7 @@ def test_best_prints_the_trial_and_a_model_uri_that_loads(finished, capsys):
     import xgboost as xgb
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    code, out, _ = cli(capsys, "best", "inspect-tiny", "--tracking-uri", finished.tracking_uri)
+    code, out, _ = cli(capsys, "best", finished.name, "--tracking-uri", finished.tracking_uri)
     assert code == 0
     assert f"Trial {finished.best.trial_id}" in out
     assert f"threshold   {finished.best.threshold:.6g}" in out
@@ -150,7 +131,7 @@ def test_best_json_with_max_fpr_is_the_best_recall_within_budget(finished, capsy
 @pytest.mark.slow
 def test_export_writes_params_for_a_production_fit(finished, capsys, tmp_path):
     target = tmp_path / "best.json"
-    code, out, _ = cli(capsys, "export", "inspect-tiny", "--tracking-uri", finished.tracking_uri,
+    code, out, _ = cli(capsys, "export", finished.name, "--tracking-uri", finished.tracking_uri,
                        "--format", "json", "-o", str(target))
     assert code == 0 and str(target) in out
     rec = json.loads(target.read_text())
@@ -159,7 +140,7 @@ def test_export_writes_params_for_a_production_fit(finished, capsys, tmp_path):
     assert rec["num_boost_round"] == finished.best.best_round
     assert rec["threshold"] == pytest.approx(finished.best.threshold)
     assert rec["source"]["parent_run_id"] == finished.parent_run_id
-    code, out, _ = cli(capsys, "export", "inspect-tiny", "--tracking-uri", finished.tracking_uri)
+    code, out, _ = cli(capsys, "export", finished.name, "--tracking-uri", finished.tracking_uri)
     assert code == 0 and yaml.safe_load(out) == rec
 
 
@@ -167,7 +148,7 @@ def test_export_writes_params_for_a_production_fit(finished, capsys, tmp_path):
 def test_report_command_writes_and_logs(finished, capsys, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    code, out, _ = cli(capsys, "report", "inspect-tiny", "--tracking-uri", finished.tracking_uri,
+    code, out, _ = cli(capsys, "report", finished.name, "--tracking-uri", finished.tracking_uri,
                        "--out", str(tmp_path / "rep"))
     assert code == 0 and "Skipped" not in out
     assert (tmp_path / "rep" / "report.html").exists()
