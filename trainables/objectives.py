@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainables import metrics
+from trainables.thresholds import DEFAULT_RULES, THRESHOLD_RULES, resolve_rule, threshold_on_curve
 
 __all__ = ["OBJECTIVES", "THRESHOLD_RULES", "Objective", "ObjectiveSettings", "evaluate",
            "get_objective"]
-
-THRESHOLD_RULES = ("fixed", "f1", "fpr_budget", "recall_floor", "cost")
 
 #: Metric names may carry this prefix (``val_aucpr``) as reported by trainables.
 _PREFIX = "val_"
@@ -29,7 +28,8 @@ class Objective:
     Attributes:
         name: Key in :data:`OBJECTIVES` and in the dict :func:`evaluate` returns.
         mode: ``"max"`` or ``"min"``.
-        threshold_rule: One of :data:`THRESHOLD_RULES`.
+        threshold_rule: The default rule, one of :data:`THRESHOLD_RULES`
+            (:data:`trainables.thresholds.DEFAULT_RULES`); never a bare 0.5.
         description: One line for ``tuning list`` and docs.
     """
 
@@ -42,15 +42,17 @@ class Objective:
 OBJECTIVES: dict[str, Objective] = {
     o.name: o
     for o in (
-        Objective("aucpr", "max", "fixed", "Area under the precision-recall curve (average precision)."),
-        Objective("roc_auc", "max", "fixed", "Area under the ROC curve."),
-        Objective("logloss", "min", "fixed", "Mean binary cross-entropy of the probabilities."),
-        Objective("f1", "max", "f1", "F1 at the F1-optimal threshold."),
-        Objective("recall_at_fpr", "max", "fpr_budget",
+        Objective("aucpr", "max", DEFAULT_RULES["aucpr"],
+                  "Area under the precision-recall curve (average precision)."),
+        Objective("roc_auc", "max", DEFAULT_RULES["roc_auc"], "Area under the ROC curve."),
+        Objective("logloss", "min", DEFAULT_RULES["logloss"],
+                  "Mean binary cross-entropy of the probabilities."),
+        Objective("f1", "max", DEFAULT_RULES["f1"], "F1 at the F1-optimal threshold."),
+        Objective("recall_at_fpr", "max", DEFAULT_RULES["recall_at_fpr"],
                   "Recall at the lowest threshold whose FPR stays within max_fpr."),
-        Objective("precision_at_recall", "max", "recall_floor",
+        Objective("precision_at_recall", "max", DEFAULT_RULES["precision_at_recall"],
                   "Best precision among thresholds with recall >= min_recall."),
-        Objective("cost", "min", "cost",
+        Objective("cost", "min", DEFAULT_RULES["cost"],
                   "Minimum cost per transaction: missed frauds (fn_cost or amount) plus "
                   "fp_cost per false alert."),
     )
@@ -66,8 +68,8 @@ class ObjectiveSettings:
         min_recall: Recall floor for ``precision_at_recall``.
         fn_cost: Cost of a missed fraud when no per-row amounts are given.
         fp_cost: Cost of one false alert.
-        threshold: Operating threshold for objectives with the ``fixed`` rule;
-            None means 0.5.
+        threshold: A fixed operating threshold: an alias of threshold rule ``fixed``
+            with this value; None leaves the rule to the objective's default.
     """
 
     max_fpr: float = 0.001
@@ -107,48 +109,37 @@ def get_objective(name: str) -> Objective:
         ) from None
 
 
-def _choose_threshold(curve: metrics.ThresholdCurve, rule: str, settings: ObjectiveSettings,
-                      amounts: np.ndarray | None) -> float:
-    """Operating threshold for ``rule``, read off the already sorted curve."""
-    if rule == "fixed":
-        return 0.5 if settings.threshold is None else settings.threshold
-    if rule == "f1":
-        return curve.best_f1()[1]
-    if rule == "fpr_budget":
-        return curve.recall_at_fpr(settings.max_fpr)[1]
-    if rule == "recall_floor":
-        return curve.precision_at_recall(settings.min_recall)[1]
-    if rule == "cost":
-        return curve.min_cost(settings.fn_cost, settings.fp_cost, amounts)[1]
-    raise ValueError(f"unknown threshold rule {rule!r}; valid rules: {', '.join(THRESHOLD_RULES)}")
-
-
 def evaluate(y_true: np.ndarray, scores: np.ndarray, objective: str,
              settings: ObjectiveSettings, amounts: np.ndarray | None = None,
-             threshold: float | None = None) -> dict[str, float]:
+             threshold: float | None = None, rule: str | None = None,
+             rule_value: float | None = None) -> dict[str, float]:
     """Every objective's metric from one sort of the scores.
 
     Args:
         y_true: 0/1 validation labels.
         scores: Predicted fraud probabilities.
-        objective: Objective name (``val_`` prefix allowed); picks the threshold rule.
+        objective: Objective name (``val_`` prefix allowed); its default threshold rule
+            applies unless ``rule`` (or ``settings.threshold``) is given.
         settings: FPR budget, recall floor, costs and fixed threshold.
         amounts: Optional per-row amounts; a missed fraud then costs its amount.
-        threshold: Use this operating threshold instead of the objective's rule
-            (e.g. one chosen on another split).
+        threshold: Use this operating threshold instead of any rule (e.g. one chosen
+            on another split, or on out-of-fold scores).
+        rule: Threshold rule (:data:`THRESHOLD_RULES`); None is the objective's default.
+        rule_value: The rule's value (see :func:`trainables.thresholds.choose_threshold`).
 
     Returns:
         Python floats under the keys ``aucpr``, ``roc_auc``, ``logloss``, ``f1``,
-        ``precision``, ``recall``, ``fpr``, ``threshold``, ``recall_at_fpr``,
-        ``precision_at_recall`` and ``cost``. ``precision`` ... ``fpr`` and
-        ``cost`` are measured at the chosen threshold; ``recall_at_fpr`` and
-        ``precision_at_recall`` use their own thresholds from ``settings``.
+        ``precision``, ``recall``, ``fpr``, ``alerts_per_10k``, ``threshold``,
+        ``recall_at_fpr``, ``precision_at_recall`` and ``cost``. ``f1`` ...
+        ``alerts_per_10k`` and ``cost`` are measured at the chosen threshold;
+        ``recall_at_fpr`` and ``precision_at_recall`` use their own thresholds.
         Undefined values (e.g. ROC AUC with one class) are nan.
     """
-    rule = get_objective(objective).threshold_rule
+    name = get_objective(objective).name
     curve = metrics.threshold_curve(y_true, scores)
     if threshold is None:
-        threshold = _choose_threshold(curve, rule, settings, amounts)
+        rule, rule_value = resolve_rule(name, rule, rule_value, settings)
+        threshold = threshold_on_curve(curve, rule, rule_value, settings, amounts)
     conf = curve.confusion_at(threshold)
     return {
         "aucpr": curve.average_precision(),
@@ -158,6 +149,7 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, objective: str,
         "precision": float(conf.precision),
         "recall": float(conf.recall),
         "fpr": float(conf.fpr),
+        "alerts_per_10k": 1e4 * conf.alerts / curve.n,
         "threshold": float(threshold),
         "recall_at_fpr": curve.recall_at_fpr(settings.max_fpr)[0],
         "precision_at_recall": curve.precision_at_recall(settings.min_recall)[0],

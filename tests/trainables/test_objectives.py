@@ -16,8 +16,8 @@ from trainables.objectives import (
     get_objective,
 )
 
-KEYS = {"aucpr", "roc_auc", "logloss", "f1", "precision", "recall", "fpr", "threshold",
-        "recall_at_fpr", "precision_at_recall", "cost"}
+KEYS = {"aucpr", "roc_auc", "logloss", "f1", "precision", "recall", "fpr", "alerts_per_10k",
+        "threshold", "recall_at_fpr", "precision_at_recall", "cost"}
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,8 @@ def test_get_objective_unknown_lists_valid_names():
 def test_expected_modes_and_rules():
     got = {n: (o.mode, o.threshold_rule) for n, o in OBJECTIVES.items()}
     assert got == {
-        "aucpr": ("max", "fixed"), "roc_auc": ("max", "fixed"), "logloss": ("min", "fixed"),
-        "f1": ("max", "f1"), "recall_at_fpr": ("max", "fpr_budget"),
+        "aucpr": ("max", "f1"), "roc_auc": ("max", "f1"), "logloss": ("min", "f1"),
+        "f1": ("max", "f1"), "recall_at_fpr": ("max", "max_fpr"),
         "precision_at_recall": ("max", "recall_floor"), "cost": ("min", "cost"),
     }
 
@@ -90,14 +90,15 @@ def test_threshold_rules_pick_the_objectives_optimum(data):
         assert out["cost"] == pytest.approx(m.expected_cost(y, s, out["threshold"], 50.0, 2.0, amt))
 
 
-def test_fixed_rule_and_threshold_override(data):
+def test_ranking_objectives_operate_at_the_f1_optimum_and_threshold_override(data):
     y, s, amounts = data
     out = evaluate(y, s, "aucpr", ObjectiveSettings())
-    assert out["threshold"] == 0.5
+    # Never a bare 0.5: a class-weighted model's scores are inflated.
+    assert out["threshold"] == m.best_f1(y, s)[1] != 0.5
     assert out["aucpr"] == m.average_precision(y, s)
     assert out["roc_auc"] == m.roc_auc(y, s)
     assert out["logloss"] == m.log_loss(y, s)
-    c = m.confusion_at(y, s, 0.5)
+    c = m.confusion_at(y, s, out["threshold"])
     assert (out["precision"], out["recall"], out["f1"], out["fpr"]) == (
         c.precision, c.recall, c.f1, c.fpr)
 

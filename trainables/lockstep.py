@@ -1,0 +1,154 @@
+"""Boost one booster per part in lockstep and yield one scored result every k rounds.
+
+This is the trial without Ray: the trainable feeds each yielded result to
+``tune.report`` and checkpoints the boosters, tests iterate it directly. All
+boosters finish round r before any starts round r + 1, so a report holds the K
+folds at the same round and schedulers (ASHA, Hyperband, median) compare trials on
+the fold mean as they would on a holdout metric. Best-so-far state travels in the
+checkpoint, so a restored trial stops and reports exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import xgboost as xgb
+
+from trainables.cv import Part, score_round
+from trainables.settings import TrainSettings
+
+__all__ = ["MODEL_FILE", "PROGRESS_FILE", "Progress", "Report", "load_checkpoint", "save_checkpoint",
+           "train_lockstep"]
+
+MODEL_FILE = "model.ubj"  # the holdout's one booster: the file name older checkpoints have
+PROGRESS_FILE = "progress.json"
+
+
+def fold_file(i: int) -> str:
+    return f"fold_{i}.ubj"
+
+
+@dataclass
+class Progress:
+    """Best objective so far, where it was reached, and reports since then."""
+
+    best: float | None = None
+    best_round: int = 0
+    best_threshold: float | None = None
+    since_best: int = 0
+    stopped: bool = False
+
+    def update(self, value: float, rounds: int, threshold: float, mode: str) -> bool:
+        """Record one report's objective; True when it is a new best (nan never is)."""
+        better = not math.isnan(value) and (
+            self.best is None or (value > self.best if mode == "max" else value < self.best))
+        if better:
+            self.best, self.best_round, self.best_threshold, self.since_best = value, rounds, threshold, 0
+        else:
+            self.since_best += 1
+        return better
+
+    def keys(self, metric: str) -> dict[str, float]:
+        """The best-so-far keys of a result."""
+        nan = float("nan")
+        return {f"val_{metric}_best": nan if self.best is None else float(self.best),
+                "best_round": self.best_round,
+                "best_threshold": nan if self.best_threshold is None else float(self.best_threshold)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """One result for Tune: ``result`` (metrics, ``rounds``, ``training_done``, best so far)
+    and ``boosters`` to checkpoint; ``done`` marks the trial's last report."""
+
+    rounds: int
+    result: dict[str, Any]
+    boosters: list[xgb.Booster]
+    progress: Progress
+    done: bool
+
+
+def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, settings: TrainSettings,
+                   boosters: list[xgb.Booster] | None = None, progress: Progress | None = None,
+                   on_round: Callable[[int], None] | None = None) -> Iterator[Report]:
+    """Train one booster per part up to ``total`` rounds, yielding a :class:`Report` every
+    ``settings.report_every`` rounds (and at the last round).
+
+    Args:
+        params: XGBoost parameters per part.
+        parts: The holdout or the K folds (:func:`trainables.cv.parts_for`).
+        total: Round budget.
+        settings: Reporting cadence, objective, threshold rule, early stopping.
+        boosters: Boosters restored from a checkpoint (same number as ``parts``), or None.
+        progress: Best-so-far state restored with them.
+        on_round: Called with the round count after every round (test hooks, fault injection).
+
+    Yields:
+        One report per scoring; ``train_time_s`` in its result excludes the time spent at
+        the yield (the driver's report callbacks).
+    """
+    if boosters is None:
+        boosters = [xgb.Booster(p, [part.dtrain]) for p, part in zip(params, parts)]
+    elif len(boosters) != len(parts):
+        raise ValueError(f"checkpoint holds {len(boosters)} boosters for {len(parts)} folds")
+    else:  # as xgb.train does with xgb_model: the trial's params, the matrix in the cache
+        boosters = [xgb.Booster(p, [part.dtrain], model_file=b) for p, b, part in zip(params, boosters, parts)]
+    progress = progress or Progress()
+    done = boosters[0].num_boosted_rounds()
+    patience = settings.early_stopping_reports
+    train_s, started = 0.0, time.perf_counter()
+    for i in range(done, total):
+        for booster, part in zip(boosters, parts):
+            booster.update(part.dtrain, i)
+        rounds = i + 1
+        if on_round is not None:
+            on_round(rounds)
+        if rounds % settings.report_every and rounds < total:
+            continue
+        result = score_round(parts, [b.predict(p.dval) for b, p in zip(boosters, parts)], settings)
+        progress.update(result[f"val_{settings.metric}"], rounds, result["val_threshold"], settings.mode)
+        last = rounds >= total or (patience is not None and progress.since_best >= patience)
+        progress.stopped = last
+        result.update(progress.keys(settings.metric))
+        result.update(rounds=rounds, training_done=last, cv_folds=len(parts))
+        train_s += time.perf_counter() - started
+        result["train_time_s"] = train_s
+        yield Report(rounds, result, boosters, progress, last)
+        started = time.perf_counter()
+        if last:
+            return
+
+
+def save_checkpoint(folder: str | Path, boosters: list[xgb.Booster], progress: Progress) -> None:
+    """Write the boosters (``model.ubj`` for one, ``fold_<i>.ubj`` for K) and the progress."""
+    folder = Path(folder)
+    if len(boosters) == 1:
+        (folder / MODEL_FILE).write_bytes(boosters[0].save_raw("ubj"))
+    else:
+        for i, booster in enumerate(boosters):
+            (folder / fold_file(i)).write_bytes(booster.save_raw("ubj"))
+    (folder / PROGRESS_FILE).write_text(json.dumps(asdict(progress)))
+
+
+def load_checkpoint(folder: str | Path, k: int) -> tuple[list[xgb.Booster], Progress]:
+    """Boosters and progress saved by :func:`save_checkpoint` (older ones lack the progress).
+
+    Raises:
+        ValueError: When the checkpoint was written for another number of folds.
+    """
+    folder = Path(folder)
+    saved = 1 if (folder / MODEL_FILE).exists() else len(list(folder.glob("fold_*.ubj")))
+    if saved != k:
+        raise ValueError(f"checkpoint in {folder} holds {saved} boosters: written for another "
+                         f"number of folds than {k}")
+    files = [folder / MODEL_FILE] if k == 1 else [folder / fold_file(i) for i in range(k)]
+    boosters = [xgb.Booster(model_file=str(f)) for f in files]
+    state = folder / PROGRESS_FILE
+    progress = Progress(**json.loads(state.read_text())) if state.exists() else Progress()
+    return boosters, progress
