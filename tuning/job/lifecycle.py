@@ -29,7 +29,13 @@ from tuning.job.results import JobResult
 from tuning.job.shipping import tune_experiment_path
 from tuning.job.state import FINISHED, RUNNING, JobState, Outcome, find_experiment_dir
 from tuning.job.sync import BEST_MODEL_FILE, complete_parent, sync_job
-from tuning.job.tuner import build_tuner, driver_callbacks, new_experiment_dir, trainable_with_data
+from tuning.job.tuner import (
+    build_tuner,
+    driver_callbacks,
+    fit_noting_interrupts,
+    new_experiment_dir,
+    trainable_with_data,
+)
 from tuning.job.two_stage import TwoStageTuner
 from tuning.job.verdict import write_verdict
 from tuning.schedule.stoppers import job_stop_reason
@@ -146,7 +152,7 @@ def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_
                     state: JobState, resumed: bool) -> JobResult:
     started = time.monotonic()
     try:
-        results = tuner.fit()
+        results, interrupted = fit_noting_interrupts(tuner)
     except BaseException:
         if tracker is not None:
             unwritten = tracker.close(timeout=30)
@@ -158,7 +164,7 @@ def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_
     unwritten = (tracker.close(timeout=spec.tracking.flush_timeout_s)
                  if tracker is not None else 0)
     tune_trials = grid_trials(results)
-    if any(t.status not in ("TERMINATED", "ERROR") for t in tune_trials):
+    if interrupted or any(t.status not in ("TERMINATED", "ERROR") for t in tune_trials):
         # Ctrl-C: Tune saved its state; the job stays RUNNING for `tuning resume`.
         raise KeyboardInterrupt
     trials = summarise(results, spec)

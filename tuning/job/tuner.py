@@ -4,6 +4,8 @@ completion criteria and the driver callbacks."""
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -89,7 +91,7 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
         # A URI (s3://...) goes to Tune as written; a local path is the job folder's parent.
         storage_path=tune_storage(spec.storage.path, experiment_dir),
         callbacks=[*callbacks, *([stopper] if stopper else []), SchedulerStateCallback(scheduler),
-                   JsonLoggerCallback()],
+                   JsonLoggerCallback(), InterruptWatch()],
         stop=stopper,
         failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         # Tune forces an experiment snapshot whenever a trial has saved num_to_keep
@@ -99,6 +101,44 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
     )
     return tune.Tuner(trainable_with_data(spec, data), param_space=param_space(spec),
                       tune_config=tune_config, run_config=run_config)
+
+
+# Set when Ctrl-C (SIGINT) reached the driver during ``Tuner.fit``.
+_INTERRUPTED = threading.Event()
+
+
+class InterruptWatch(tune.Callback):
+    """Notes a Ctrl-C that Tune turned into a graceful stop.
+
+    Tune catches SIGINT itself, saves the experiment and returns from ``fit`` as
+    if the job had ended; neither the result grid nor the trials' statuses say it
+    was interrupted. Tune installs its handler before it calls ``setup`` on the
+    callbacks (checked against ray 2.60), so this wraps Tune's handler there.
+    """
+
+    def setup(self, **info: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread (e.g. Ray Client runs elsewhere)
+        tune_handler = signal.getsignal(signal.SIGINT)
+
+        def note_and_pass_on(signum: int, frame: Any) -> None:
+            _INTERRUPTED.set()
+            if callable(tune_handler):
+                tune_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, note_and_pass_on)
+
+
+def fit_noting_interrupts(tuner: Any) -> tuple[Any, bool]:
+    """``tuner.fit()``; also return whether Ctrl-C stopped it. Restores the SIGINT handler."""
+    _INTERRUPTED.clear()
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        results = tuner.fit()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, before)
+    return results, _INTERRUPTED.is_set()
 
 
 def driver_callbacks(spec: Spec, uri: str, experiment_id: str | None, parent_run_id: str | None,

@@ -1,0 +1,222 @@
+"""CLI paths a user takes that had no test: Ctrl-C, --offline then sync, a time budget,
+``tuning list``, ``tuning server`` on SIGTERM, a server beyond loopback, and
+``--address auto`` / ``ray://`` against a cluster started outside the job.
+
+Each runs the real ``tuning`` command in a subprocess with a real Ray and a real
+SQLite MLflow store; faults (Ctrl-C, the budget running out) land while trials
+are held at a round (trainables.events), never after a guessed delay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from trainables.events import EVENTS_ENV
+from tuning.server import ServerSettings, check_settings, free_port
+
+from faults import child_runs, compare, held, mlflow_points, tune_points, wait_for
+from ray_head import external_head
+
+SMALL = {
+    "name": "paths",
+    "data": {"rows": 5000, "fraud_rate": 0.03, "seed": 1},
+    "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.5},
+                     "max_depth": {"type": "randint", "low": 2, "high": 5}},
+    "search": {"algorithm": "random", "seed": 1},
+    "scheduler": {"type": "fifo"},
+    "training": {"num_boost_round": 60, "report_every": 10},
+    "budget": {"num_samples": 4, "max_concurrent": 2},
+}
+
+
+def _setup(tmp_path: Path, spec: dict, hold: dict | None = None) -> tuple[Path, str, dict]:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({**spec, "tracking": {"tracking_uri": uri}}))
+    events_dir = tmp_path / "events"
+    events_dir.mkdir()
+    if hold is not None:
+        (events_dir / "hold-trial.round.json").write_text(json.dumps(hold))
+    env = {**os.environ, EVENTS_ENV: str(events_dir)}
+    return spec_file, uri, env
+
+
+def _tuning(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuning.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, start_new_session=True)
+
+
+def _job_dir(tmp_path: Path, name: str = "paths") -> Path:
+    return next((tmp_path / "tuning_runs").glob(f"{name}-*"))
+
+
+def _assert_complete(uri: str, job: Path, trials: int) -> None:
+    """The parent finished, one child run per trial, every Tune point in MLflow once."""
+    state = json.loads((job / "tuning_state.json").read_text())
+    client = MlflowClient(uri)
+    assert client.get_run(state["parent_run_id"]).info.status == "FINISHED"
+    runs = child_runs(client, state["experiment_id"], state["parent_run_id"])
+    assert len(runs) == trials
+    counts = compare(tune_points(job), mlflow_points(client, runs))
+    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, counts
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_the_job_resumes(tmp_path):
+    spec_file, uri, env = _setup(tmp_path, SMALL, hold={"when": {"round": 30}})
+    driver = subprocess.Popen([sys.executable, "-m", "tuning.cli", "run", str(spec_file), "-q"],
+                              cwd=tmp_path, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: len(held(tmp_path / "events")) == 2, "two trials held at round 30",
+                 driver)
+        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends the driver
+        assert driver.wait(timeout=300) == 130, driver.stderr.read().decode()[-2000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    job = _job_dir(tmp_path)
+    state = json.loads((job / "tuning_state.json").read_text())
+    assert state["status"] == "RUNNING", "left resumable"
+    assert MlflowClient(uri).get_run(state["parent_run_id"]).info.status == "RUNNING"
+
+    (tmp_path / "events" / "hold-trial.round.json").unlink()
+    resumed = _tuning(["resume", "paths", "-q"], tmp_path, env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_complete(uri, job, SMALL["budget"]["num_samples"])
+
+
+@pytest.mark.slow
+def test_offline_job_logs_nothing_until_sync(tmp_path):
+    spec_file, uri, env = _setup(tmp_path, SMALL)
+    done = _tuning(["run", str(spec_file), "-q", "--offline", "--no-report"], tmp_path, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tuning sync" in done.stderr, "the user is told how to log it later"
+    assert not (tmp_path / "mlflow.db").exists() or not MlflowClient(uri).search_runs(
+        [e.experiment_id for e in MlflowClient(uri).search_experiments()]), "nothing was logged"
+
+    job = _job_dir(tmp_path)
+    synced = _tuning(["sync", str(job), "--tracking-uri", uri], tmp_path, env)
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    _assert_complete(uri, job, SMALL["budget"]["num_samples"])
+
+
+@pytest.mark.slow
+def test_time_budget_ends_the_job_and_says_so(tmp_path):
+    # Two trials run to the end; every later one is held at round 30, so the budget
+    # runs out with the job unfinished, however fast the machine.
+    spec = {**SMALL, "budget": {"num_samples": 20, "max_concurrent": 2, "time_budget_s": 4}}
+    spec_file, uri, env = _setup(tmp_path, spec, hold={"pass": 2, "when": {"round": 30}})
+    done = _tuning(["run", str(spec_file), "-q", "--no-report"], tmp_path, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = _job_dir(tmp_path)
+    state = json.loads((job / "tuning_state.json").read_text())
+    assert state["status"] == "FINISHED"
+    parent = MlflowClient(uri).get_run(state["parent_run_id"])
+    assert parent.data.tags["tuning.stop_reason"] == "time budget"
+    trials = child_runs(MlflowClient(uri), state["experiment_id"], state["parent_run_id"])
+    assert 1 <= len(trials) < 20
+
+
+def test_list_shows_every_registry_name(tmp_path):
+    from trainables.objectives import OBJECTIVES
+
+    done = _tuning(["list"], tmp_path, dict(os.environ), timeout=120)
+    assert done.returncode == 0, done.stderr
+    for name in ("tpe", "random", "grid", "gp", "two_stage", "asha", "hyperband", "median",
+                 "fifo", *OBJECTIVES):
+        assert name in done.stdout, name
+
+
+def _processes_with(text: str) -> list[int]:
+    """Pids of the processes whose command line contains ``text``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().replace(
+                    b"\0", b" ").decode(errors="replace"):
+                pids.append(int(entry.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_server_stops_on_sigterm_with_its_workers(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tuning.cli", "server", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    marker = f"--port {port} "
+    try:
+        seen = []
+        for line in server.stdout:  # ends when the process does
+            seen.append(line)
+            if line.startswith("MLflow tracking server on "):
+                break
+        assert seen and seen[-1].startswith(f"MLflow tracking server on http://127.0.0.1:{port}"), \
+            "".join(seen)[-2000:]
+        # Keep reading its output so a full pipe never blocks the server.
+        threading.Thread(target=server.stdout.read, daemon=True).start()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as reply:
+            assert reply.status == 200
+        assert _processes_with(marker), "mlflow server processes found"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        assert _processes_with(marker) == [], "no process of the server is left behind"
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_server_beyond_loopback_is_warned_about(tmp_path, caplog):
+    store = f"sqlite:///{tmp_path}/server.db"
+    with caplog.at_level(logging.WARNING, logger="tuning.server"):
+        check_settings(ServerSettings(host="127.0.0.1", backend_store_uri=store))
+    assert "reachable from the network" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="tuning.server"):
+        check_settings(ServerSettings(host="0.0.0.0", backend_store_uri=store))
+    assert "0.0.0.0 is reachable from the network and has no authentication" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["auto", "ray_client"])
+def test_a_job_runs_on_a_cluster_started_outside_it(tmp_path, how):
+    spec = {**SMALL, "budget": {"num_samples": 2, "max_concurrent": 2}}
+    spec_file, uri, env = _setup(tmp_path, spec)
+    client_port = free_port() if how == "ray_client" else None
+    with external_head(2, env, client_port=client_port, with_node_id=True) as (address, node):
+        if how == "auto":
+            env = {**env, "RAY_ADDRESS": address}
+            target = "auto"
+        else:
+            target = f"ray://127.0.0.1:{client_port}"
+        done = _tuning(["run", str(spec_file), "-q", "--no-report", "--address", target],
+                       tmp_path, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = _job_dir(tmp_path)
+    _assert_complete(uri, job, 2)
+    state = json.loads((job / "tuning_state.json").read_text())
+    runs = child_runs(MlflowClient(uri), state["experiment_id"], state["parent_run_id"])
+    assert {r.data.tags["ray.node_id"] for r in runs} == {node}, "trials ran on that cluster"
