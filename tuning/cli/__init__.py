@@ -12,7 +12,7 @@ import yaml
 
 from trainables.objectives import OBJECTIVES
 from trainables.registry import TRAINABLES
-from tuning.cli import inspection, jobs, server
+from tuning.cli import inspection, jobs, predict, server
 from tuning.errors import DataError, JobError, SpecError
 from tuning.schedule.registry import SCHEDULERS
 from tuning.search.registry import SEARCHERS
@@ -25,7 +25,7 @@ logger = logging.getLogger("tuning")
 # exit code). Handlers raise SpecError / DataError / JobError for one-line errors.
 # Modules here import Ray and MLflow only inside the handlers that need them, so
 # that `tuning validate` and `tuning list` stay fast.
-COMMAND_MODULES = (inspection, server)
+COMMAND_MODULES = (inspection, predict, server)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1

@@ -95,6 +95,7 @@ def best_record(job: Any, max_fpr: float | None = None) -> dict[str, Any]:
         "validation": figures,
         "test": {k: v for k, v in job.metrics.items() if k.startswith("test_")} if is_refit else {},
         "model_uri": f"runs:/{job.run_id}/model" if is_refit else None,
+        "booster_uri": f"runs:/{job.run_id}/booster" if is_refit else None,
     }
 
 
@@ -135,7 +136,8 @@ def cmd_best(args: argparse.Namespace) -> int:
     if rec["model_uri"]:
         print("Load the model:")
         print(f"  import mlflow; mlflow.set_tracking_uri({job.tracking_uri!r})")
-        print(f"  booster = mlflow.xgboost.load_model({rec['model_uri']!r})")
+        print(f"  model = mlflow.pyfunc.load_model({rec['model_uri']!r})   # raw rows in: score, decision")
+        print(f"  booster = mlflow.xgboost.load_model({rec['booster_uri']!r})")
     else:
         print("No refit model for this trial (the job logged its best trial's); train one "
               f"with `tuning export {args.job} --max-fpr {args.max_fpr}`.")

@@ -22,7 +22,8 @@ from tuning.job.preflight import load_data
 from tuning.job.state import FINISHED, JobState
 from tuning.job.verdict import VERDICT_DIR
 from tuning.spec import parse_spec
-from tuning.tracking.parent import log_model, log_outcome, start_parent_run
+from tuning.tracking.model import hand_over
+from tuning.tracking.parent import log_outcome, start_parent_run
 from tuning.tracking.tags import (
     FAILED,
     JOB_TAG,
@@ -38,6 +39,7 @@ from tuning.tracking.writer import Record, RunWriter, metrics_of
 logger = logging.getLogger(__name__)
 
 BEST_MODEL_FILE = "best_model.ubj"
+CALIBRATOR_FILE = "calibrator.json"  # written by the refit with evaluation.calibrate
 
 
 @dataclass
@@ -169,11 +171,15 @@ def complete_parent(client: Any, uri: str, experiment_dir: Path, state: JobState
     if verdict_dir.is_dir():
         client.log_artifacts(run_id, str(verdict_dir), VERDICT_DIR)
     model_file = experiment_dir / BEST_MODEL_FILE
-    if outcome.log_model and model_file.exists():
-        if data is None:  # `tuning sync` in a later process: the example rows need the data
-            data = load_data(parse_spec(state.spec, source=str(experiment_dir)))
-        booster = xgb.Booster(model_file=str(model_file))
-        log_model(uri, run_id, booster, data, best.threshold if best else None)
+    spec = parse_spec(state.spec, source=str(experiment_dir))
+    if data is None:  # `tuning sync` in a later process: lineage and example rows need the data
+        data = load_data(spec)
+    booster = (xgb.Booster(model_file=str(model_file))
+               if outcome.log_model and model_file.exists() else None)
+    calibrator_file = experiment_dir / CALIBRATOR_FILE
+    calibrator = json.loads(calibrator_file.read_text()) if calibrator_file.exists() else None
+    hand_over(uri, run_id, spec, data, booster, best.threshold if best else None,
+              outcome.test_metrics, calibrator)
     client.set_terminated(run_id, FINISHED)
     return True
 

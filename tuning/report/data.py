@@ -13,7 +13,7 @@ from trainables.metrics import pareto_front, threshold_curve
 from tuning._mlflow_compat import use_tracking_uri
 from tuning.report.plots import encoded
 from tuning.spec import parse_spec
-from tuning.tracking.store import Job, load_spec_text, model_uri
+from tuning.tracking.store import Job, booster_uri, load_spec_text
 from tuning.tracking.tags import FINISHED, KILLED
 
 # Statuses whose reports are complete: a stopped-early trial is a finished, shorter model.
@@ -78,7 +78,7 @@ def load_model(job: Job) -> Any:
     # runs:/ URIs resolve through the global tracking URI even when one is passed in:
     # point it at the job's store for this call only.
     with use_tracking_uri(job.tracking_uri):
-        return mlflow.xgboost.load_model(model_uri(job))
+        return mlflow.xgboost.load_model(booster_uri(job))
 
 
 def trials_table(job: Job) -> list[dict]:

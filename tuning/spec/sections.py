@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainables.data import FORMATS, SOURCES, SPLITS
+from trainables.data import FORMATS, LEAK_ACTIONS, SOURCES, SPLITS
 from trainables.objectives import OBJECTIVES
+from trainables.preprocess import NA_VALUES
 from tuning.schedule.registry import SCHEDULERS
 from tuning.search.params import PARAM_ADAPTER, PARAM_TYPES
 from tuning.search.registry import REFINERS, SEARCHERS
@@ -56,6 +57,12 @@ class DataSpec(Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     min_positives: int = Field(10, ge=1)
+    na_values: list[str] = Field(list(NA_VALUES), description="text values that mean missing, "
+                                 "in every text column (pandas' list plus '?')")
+    on_leak: str = Field("drop", description="columns flagged as ids or leaks before any trial: "
+                         "drop them from the features, warn and keep them, or error")
+    group_column: str | None = Field(None, description="entity column (customer, card): all its "
+                                     "rows land in one split; never a feature")
     # How trials get the data: through Ray's object store (read once on the driver)
     # or by reading ``path`` on each worker node (synthetic data is regenerated there
     # from its seed). ``auto`` uses the object store below ``ship_max_mb`` in memory.
@@ -85,6 +92,11 @@ class DataSpec(Section):
     def _ship(cls, value: str) -> str:
         return known(value, SHIP_MODES, "data.ship mode")
 
+    @field_validator("on_leak")
+    @classmethod
+    def _on_leak(cls, value: str) -> str:
+        return known(value, LEAK_ACTIONS, "on_leak action")
+
     def loader_kwargs(self) -> dict[str, Any]:
         """Arguments of ``trainables.data.load_dataset`` (the shipping keys left out)."""
         return self.model_dump(exclude=set(self.SHIPPING_KEYS))
@@ -107,6 +119,8 @@ class DataSpec(Section):
             )
         if self.split == "time" and not self.time_column:
             raise ValueError("split 'time' needs data.time_column")
+        if self.group_column is not None and self.group_column in (self.target, *self.drop):
+            raise ValueError(f"group_column {self.group_column!r} is also the target or in drop")
         return self
 
 
@@ -268,8 +282,26 @@ class TrackingSpec(Section):
     tracking_uri: str | None = None
     experiment: str | None = None
     log_model: bool = True
+    register_as: str | None = Field(None, min_length=1, description="register the model in the "
+                                    "MLflow Model Registry under this name (a new version per job)")
+    register_alias: str = Field("challenger", pattern=r"^[A-Za-z0-9_-]+$", description="the alias "
+                                "the new version gets (register_as only)")
     flush_timeout_s: float = Field(
         120, ge=0, description="how long the end of a job waits for an unreachable store")
+
+    @field_validator("register_alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        # MLflow reserves "latest" and version-like aliases ("v3").
+        if value.lower() == "latest" or (value[:1] in "vV" and value[1:].isdigit()):
+            raise ValueError(f"{value!r} is reserved by MLflow; choose another alias")
+        return value
+
+    @model_validator(mode="after")
+    def _registry(self) -> TrackingSpec:
+        if self.register_as and not self.log_model:
+            raise ValueError("register_as needs log_model: true (there is no model to register)")
+        return self
 
 
 class EvaluationSpec(Section):

@@ -1,15 +1,13 @@
 """The MLflow parent run of a tuning job: created at start, completed at the end
-(outcome, verdict and the refit best model)."""
+(outcome and verdict here; the model and the data lineage in :mod:`tuning.tracking.model`)."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
-import mlflow
 import yaml
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from tuning.spec import Spec
@@ -101,22 +99,3 @@ def log_outcome(client: MlflowClient, run_id: str, best: Any, test_metrics: dict
         if best.threshold is not None:
             params.append(Param("best.threshold", repr(best.threshold)))
     client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-
-
-def log_model(client_uri: str, run_id: str, booster: Any, data: Any, threshold: float | None) -> str:
-    """Log the refit model on the parent run as an MLflow XGBoost model; return its URI."""
-    import mlflow.xgboost  # heavy: xgboost
-    import xgboost as xgb
-
-    example = data.test.X.head(5)
-    signature = infer_signature(example, booster.predict(xgb.DMatrix(example, enable_categorical=True)))
-    mlflow.set_tracking_uri(client_uri)
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.xgboost.log_model(
-            booster, name="model", signature=signature, input_example=example,
-            model_format="ubj", metadata={"threshold": threshold},
-            # Inferring requirements loads the model in a subprocess (7-12 s a job);
-            # the flavour's own list is what inference would find.
-            pip_requirements=mlflow.xgboost.get_default_pip_requirements(),
-        )
-    return info.model_uri

@@ -293,5 +293,10 @@ def load_spec_text(job: Job) -> str:
 
 
 def model_uri(job: Job) -> str:
-    """The URI that loads the job's refit best model (checked with MLflow 3.17)."""
+    """The URI that loads the job's servable model, a pyfunc (checked with MLflow 3.17)."""
     return f"runs:/{job.run_id}/model"
+
+
+def booster_uri(job: Job) -> str:
+    """The URI of the same refit booster for ``mlflow.xgboost.load_model``."""
+    return f"runs:/{job.run_id}/booster"

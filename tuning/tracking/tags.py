@@ -25,6 +25,7 @@ EXPERIMENT_DIR_TAG = "tuning.experiment_dir"
 SPEC_HASH_TAG = "tuning.spec_hash"
 STOP_REASON_TAG = "tuning.stop_reason"
 BEST_TRIAL_TAG = "tuning.best_trial_id"
+LEAK_TAG_PREFIX = "tuning.leak."  # + column: "<kind>: <detail>" per leak / id flag of the data
 # Ours: the child runs
 JOB_TAG = "tuning.job"
 STAGE_TAG = "tuning.stage"  # 1 or 2 in a two-stage job

@@ -97,7 +97,8 @@ def test_best_prints_the_trial_and_a_model_uri_that_loads(finished, capsys):
     assert code == 0
     assert f"Trial {finished.best.trial_id}" in out
     assert f"threshold   {finished.best.threshold:.6g}" in out
-    uri = f"runs:/{finished.parent_run_id}/model"
+    uri = f"runs:/{finished.parent_run_id}/booster"
+    assert f"mlflow.pyfunc.load_model('runs:/{finished.parent_run_id}/model')" in out
     assert f"mlflow.xgboost.load_model({uri!r})" in out
     with _use_tracking_uri(finished.tracking_uri):
         booster = mlflow.xgboost.load_model(uri)
