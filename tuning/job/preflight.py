@@ -12,13 +12,14 @@ from typing import Any
 
 import ray
 
-from trainables.data import Dataset, load_dataset
+from trainables.data import Dataset, load_dataset, read_table
+from trainables.leaks import entity_candidates
 from tuning.errors import JobError
 from tuning.spec import Spec
 from tuning.tracking.client import check_tracking
 
 __all__ = ["check_reachable", "check_resources", "check_tracking", "connect_ray",
-           "default_concurrency", "load_data"]
+           "default_concurrency", "load_data", "warn_entities"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,29 @@ def load_data(spec: Spec) -> Dataset:
     Raises:
         DataError: one line naming the file and the column.
     """
-    return load_dataset(**spec.dataset_kwargs())
+    data = load_dataset(**spec.dataset_kwargs())
+    warn_entities(spec)
+    return data
+
+
+def warn_entities(spec: Spec) -> dict[str, str]:
+    """Warn about entity-like columns (customer, card) when no ``data.group_column`` is set.
+
+    Rows of one customer on both sides of the split let a model recognise the
+    customer instead of the fraud, and the test metrics overstate it. The file is
+    read a second time here (the loader keeps no raw frame); synthetic data has no
+    entities. Returns the candidates (column -> why).
+    """
+    d = spec.data
+    if d.source != "file" or d.group_column is not None:
+        return {}
+    exclude = [d.target, *d.drop, *(c for c in (d.time_column,) if c)]
+    found = entity_candidates(read_table(str(d.path), d.format), exclude=exclude, na_values=d.na_values)
+    for column, why in found.items():
+        logger.warning("data.group_column is not set, but column %r of %s looks like an entity (%s): rows of "
+                       "one entity may sit in both training and test and overstate the test metrics; set "
+                       "data.group_column: %s, or add it to data.drop", column, d.path, why, column)
+    return found
 
 
 def connect_ray(address: str | None) -> bool:
