@@ -38,6 +38,7 @@ TINY_JOB = {
     "search": {"algorithm": "random", "seed": 0},
     "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
     "training": {"num_boost_round": 20, "report_every": 5, "params": {"min_child_weight": 2}},
+    "evaluation": {"cv": 1},  # CV is not this test's subject
     "budget": {"num_samples": 4, "max_concurrent": 2},
 }
 

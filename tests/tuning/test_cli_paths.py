@@ -38,6 +38,7 @@ SMALL = {
     "search": {"algorithm": "random", "seed": 1},
     "scheduler": {"type": "fifo"},
     "training": {"num_boost_round": 60, "report_every": 10},
+    "evaluation": {"cv": 1},  # CV is not this test's subject
     "budget": {"num_samples": 4, "max_concurrent": 2},
 }
 

@@ -44,6 +44,7 @@ def test_fractional_gpus_pack_two_trials_per_gpu(tmp_path):
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 600, "report_every": 200},
         # max_concurrent above what the GPUs allow: only Ray's placement may limit it.
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 8, "max_concurrent": 8},
         "resources": {"cpu": 0.5, "gpu": 0.5},
         "tracking": {"tracking_uri": uri, "log_model": False},

@@ -30,6 +30,7 @@ def test_trials_spread_over_worker_nodes_and_all_results_reach_mlflow(tmp_path):
         "search": {"algorithm": "random", "seed": 0},
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 300, "report_every": 100},
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 8, "max_concurrent": 4},
         "resources": {"cpu": 1},
         "tracking": {"tracking_uri": uri, "log_model": False},
@@ -78,6 +79,7 @@ def test_lost_node_trials_resume_elsewhere_logged_once(tmp_path):
         "search": {"algorithm": "random", "seed": 0},
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 800, "report_every": 100, "checkpoint_every": 1},
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 4, "max_concurrent": 2, "max_failures": 3},
         "resources": {"cpu": 1},
         "tracking": {"tracking_uri": uri, "log_model": False},

@@ -31,6 +31,7 @@ SPEC = {
     "search": {"algorithm": "random", "seed": 2},
     "scheduler": {"type": "fifo"},
     "training": {"num_boost_round": 400, "report_every": 20, "checkpoint_every": 10},
+    "evaluation": {"cv": 1},  # CV is not this test's subject
     "budget": {"num_samples": 6, "max_concurrent": 2},
 }
 

@@ -72,6 +72,7 @@ FAULTY = {
     "scheduler": {"type": "fifo"},
     "training": {"num_boost_round": 40, "report_every": 10, "checkpoint_every": 1,
                  "fail_at_round": 25},
+    "evaluation": {"cv": 1},  # CV is not this test's subject
     "budget": {"num_samples": 3, "max_concurrent": 2},
 }
 
@@ -123,6 +124,7 @@ KILLABLE = {
     # been stopped by ASHA yet.
     "scheduler": {"type": "asha", "grace_period": 3, "reduction_factor": 2},
     "training": {"num_boost_round": 200, "report_every": 10, "checkpoint_every": 1},
+    "evaluation": {"cv": 1},  # CV is not this test's subject
     "budget": {"num_samples": 6, "max_concurrent": 2},
 }
 HOLD_ROUND = 25  # between the 2nd report (round 20, checkpointed) and the 3rd

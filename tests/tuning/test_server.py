@@ -65,6 +65,7 @@ def small_spec(uri: str, tmp_path) -> object:
         "search": {"algorithm": "random", "seed": 0},
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 20, "report_every": 10},
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 3, "max_concurrent": 2},
         # A fresh experiment per test: the PostgreSQL database outlives test runs.
         "tracking": {"tracking_uri": uri, "experiment": f"served-{uuid.uuid4().hex[:8]}",

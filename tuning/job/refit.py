@@ -13,7 +13,8 @@ from trainables.xgboost_fraud import fit_final
 from tuning._ray_compat import grid_trials
 from tuning.job.results import TrialSummary
 from tuning.job.tuner import train_settings
-from tuning.job.verdict import build_verdict
+from tuning.job.verdict import build_verdict, paired_difference, verdict_warnings
+from tuning.search.baseline import is_baseline
 from tuning.spec import Spec
 from tuning.tracking.tags import trial_status
 
@@ -66,23 +67,46 @@ def pick_best(trials: list[TrialSummary], mode: str) -> TrialSummary | None:
 
 
 def evaluate_best(spec: Spec, data: Any, best: TrialSummary) -> tuple[Any, np.ndarray]:
-    """Refit the best configuration and score the test set once; return (booster, scores).
+    """Refit a trial's configuration and score the test set once; return (booster, scores).
 
-    ``evaluation.refit: train_val`` (default) refits on train+validation with the
-    best trial's number of rounds; ``train`` rebuilds the trial's own model.
+    With cross-validation (``evaluation.cv`` > 1) the refit trains on all non-test
+    rows for the round count the folds chose. Otherwise ``evaluation.refit:
+    train_val`` (default) refits on train+validation with the trial's best rounds, and
+    ``train`` rebuilds the trial's own model.
     """
-    booster = fit_final(data, best.config, train_settings(spec),
-                        rounds=max(1, best.best_round or 1),
-                        include_val=spec.evaluation.refit == "train_val")
+    settings = train_settings(spec, data)
+    rounds = max(1, best.best_round or 1)
+    if settings.cv_folds > 1:
+        booster = fit_final(data, best.config, settings, rounds=rounds, dev=True)
+    else:
+        booster = fit_final(data, best.config, settings, rounds=rounds,
+                            include_val=spec.evaluation.refit == "train_val")
     scores = booster.predict(xgb.DMatrix(data.test.X, enable_categorical=True))
     return booster, scores
 
 
-def verdict_of(spec: Spec, data: Any, best: TrialSummary, scores: np.ndarray) -> dict[str, Any]:
-    """The test-set verdict at the threshold the best trial chose on validation."""
-    settings = train_settings(spec)
-    return build_verdict(data.test.y, scores, data.test.amount, settings.objective,
-                         settings.objective_settings, best.threshold,
-                         spec.evaluation.bootstrap, spec.evaluation.seed, spec.evaluation.refit)
+def find_baseline(trials: list[TrialSummary], point: dict[str, Any] | None) -> TrialSummary | None:
+    """The baseline trial among ``trials`` (the first whose config is the baseline point)."""
+    return next((t for t in trials if is_baseline(t.config, point)), None)
 
 
+def verdict_of(spec: Spec, data: Any, best: TrialSummary, scores: np.ndarray,
+               baseline: TrialSummary | None = None,
+               baseline_scores: np.ndarray | None = None) -> dict[str, Any]:
+    """The test-set verdict at the threshold the best trial chose on validation,
+    with the baseline trial's model scored on the same rows when there is one."""
+    settings = train_settings(spec, data)
+    rule, value = settings.rule()
+    verdict = build_verdict(data.test.y, scores, data.test.amount, settings.objective,
+                            settings.objective_settings, best.threshold,
+                            spec.evaluation.bootstrap, spec.evaluation.seed,
+                            "all non-test rows" if settings.cv_folds > 1 else spec.evaluation.refit)
+    verdict.update(rule=rule, rule_value=value, cv_folds=settings.cv_folds)
+    if baseline is not None and baseline_scores is not None:
+        verdict["baseline"] = {
+            "trial_id": baseline.trial_id, "chosen": baseline.trial_id == best.trial_id,
+            "config": baseline.config, "best_round": baseline.best_round,
+            **paired_difference(data.test.y, scores, baseline_scores,
+                                spec.evaluation.bootstrap, spec.evaluation.seed)}
+    verdict["warnings"] = verdict_warnings(verdict, settings.objective_settings.max_fpr, best)
+    return verdict

@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
 from trainables.objectives import ObjectiveSettings
+from trainables.thresholds import too_few_negatives
 from trainables.registry import get_trainable
 from trainables.xgboost_fraud import TrainSettings
 from tuning.job.preflight import default_concurrency
@@ -22,6 +24,7 @@ from tuning.job.shipping import state_root, trial_data, tune_storage
 from tuning.schedule.registry import build_scheduler
 from tuning.schedule.state import SchedulerStateCallback
 from tuning.schedule.stoppers import build_stopper
+from tuning.search.baseline import baseline_point
 from tuning.search.build import build_searcher
 from tuning.search.space import grid_size, param_space
 from tuning.spec import Spec
@@ -31,9 +34,18 @@ from tuning.tracking.observations import load_observations
 logger = logging.getLogger(__name__)
 
 
-def train_settings(spec: Spec) -> TrainSettings:
-    """What every trial (and the final refit) trains with, from the spec."""
+def cv_folds(spec: Spec, data: Any) -> int:
+    """Folds of the job's cross-validation (``evaluation.cv``; ``auto`` reads the data)."""
+    if data is None:
+        return 1 if spec.evaluation.cv == "auto" else int(spec.evaluation.cv)
+    return spec.evaluation.folds_for(int(data.train.y.sum()) + int(data.val.y.sum()))
+
+
+def train_settings(spec: Spec, data: Any = None) -> TrainSettings:
+    """What every trial (and the final refit) trains with, from the spec (and the data,
+    which decides ``evaluation.cv: auto``)."""
     obj = spec.objective
+    rule = spec.evaluation.threshold
     return TrainSettings(
         num_boost_round=spec.training.num_boost_round,
         report_every=spec.training.report_every,
@@ -47,13 +59,31 @@ def train_settings(spec: Spec) -> TrainSettings:
         fixed_params=dict(spec.training.params),
         seed=spec.data.seed,
         fail_at_round=spec.training.fail_at_round,
+        cv_folds=cv_folds(spec, data),
+        time_folds=spec.data.split == "time",
+        early_stopping_reports=spec.training.early_stopping_reports,
+        threshold_rule=None if rule is None else rule.rule,
+        threshold_value=None if rule is None else rule.value,
     )
+
+
+def warn_on_threshold_budget(spec: Spec, data: Any) -> str | None:
+    """Warn (and return the text) when validation cannot resolve the job's FPR budget."""
+    settings = train_settings(spec, data)
+    rule, value = settings.rule()
+    if rule != "max_fpr":
+        return None
+    y = data.val.y if settings.cv_folds == 1 else np.concatenate([data.train.y, data.val.y])
+    message = too_few_negatives(int((y == 0).sum()), value or spec.objective.max_fpr)
+    if message:
+        logger.warning("%s", message)
+    return message
 
 
 def trainable_with_data(spec: Spec, data: Any) -> Any:
     """The trainable with the job's data and settings bound, and its resources."""
     trainable = tune.with_parameters(get_trainable(spec.trainable), data=trial_data(spec, data),
-                                     settings=train_settings(spec))
+                                     settings=train_settings(spec, data))
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
@@ -70,14 +100,16 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
         logger.info("grid search visits %d configurations (budget.num_samples is not used)",
                     grid_size(spec))
         num_samples = 1
+    # Stage 2 of a two-stage job (observations given) refines: no baseline there.
+    baseline = baseline_point(spec, data) if observations is None else None
     if observations is None and spec.search.warm_start is not None:
         observations = load_observations(spec)
     scheduler = build_scheduler(spec)
     stopper = stopper or build_stopper(spec)
     tune_config = tune.TuneConfig(
-        metric=spec.objective.result_key,
+        metric=spec.objective.tune_key,
         mode=spec.objective.resolved_mode,
-        search_alg=build_searcher(spec, observations),
+        search_alg=build_searcher(spec, observations, baseline),
         scheduler=scheduler,
         num_samples=num_samples,
         max_concurrent_trials=default_concurrency(spec),
@@ -150,7 +182,7 @@ def driver_callbacks(spec: Spec, uri: str, experiment_id: str | None, parent_run
         tracker = MlflowTrackingCallback(uri, experiment_id, parent_run_id, spec.name)
         callbacks.append(tracker)
     if progress:
-        callbacks.append(ProgressCallback(spec.budget.num_samples, spec.objective.result_key,
+        callbacks.append(ProgressCallback(spec.budget.num_samples, spec.objective.tune_key,
                                           spec.objective.resolved_mode))
     return tracker, callbacks
 

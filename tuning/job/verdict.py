@@ -15,13 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from trainables.metrics import confusion_at, threshold_curve, threshold_table
+from trainables.metrics import average_precision, confusion_at, threshold_curve, threshold_table
 from trainables.objectives import ObjectiveSettings, evaluate
 from tuning.report.plots import pr_roc
 
 VERDICT_DIR = "verdict"
 # Metrics shown with intervals, in the order people read them.
-REPORTED = ("aucpr", "roc_auc", "precision", "recall", "f1", "fpr", "recall_at_fpr", "cost")
+REPORTED = ("aucpr", "roc_auc", "precision", "recall", "f1", "fpr", "alerts_per_10k",
+            "recall_at_fpr", "cost")
+# A validation objective this close to its ceiling is more likely a leak than a model.
+CEILING = 0.999
 # Alert budgets (share of transactions flagged) for the threshold table.
 ALERT_RATES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
@@ -35,20 +38,69 @@ def bootstrap_intervals(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray |
     classes); the threshold stays fixed, as it would be in production.
     """
     rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     values: dict[str, list[float]] = {k: [] for k in REPORTED}
     for _ in range(n_boot):
-        idx = np.concatenate((rng.choice(pos, pos.size), rng.choice(neg, neg.size)))
+        idx = _stratified(rng, y)
         sample = evaluate(y[idx], scores[idx], objective, settings,
                           amounts=None if amounts is None else amounts[idx], threshold=threshold)
         for key in REPORTED:
-            values[key].append(sample[key])
+            values[key].append(sample.get(key, float("nan")))
     out = {}
     for key, series in values.items():
         arr = np.asarray(series, dtype=float)
         arr = arr[~np.isnan(arr)]
         out[key] = ([float(v) for v in np.quantile(arr, [alpha / 2, 1 - alpha / 2])]
                     if arr.size else [float("nan"), float("nan")])
+    return out
+
+
+def _stratified(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    return np.concatenate((rng.choice(pos, pos.size), rng.choice(neg, neg.size)))
+
+
+def paired_difference(y: np.ndarray, scores: np.ndarray, baseline: np.ndarray, n_boot: int,
+                      seed: int, alpha: float = 0.05) -> dict[str, Any]:
+    """Test AUC-PR of the chosen model minus the baseline's, with a paired bootstrap interval.
+
+    Both models are scored on the same resampled rows in each replicate, so the
+    interval is of the difference itself, much narrower than two separate intervals.
+    """
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = _stratified(rng, y)
+        diffs.append(average_precision(y[idx], scores[idx])
+                     - average_precision(y[idx], baseline[idx]))
+    chosen, base = average_precision(y, scores), average_precision(y, baseline)
+    low, high = (np.quantile(diffs, [alpha / 2, 1 - alpha / 2]) if diffs
+                 else (float("nan"), float("nan")))
+    return {"aucpr": float(chosen), "baseline_aucpr": float(base),
+            "aucpr_minus_baseline": float(chosen - base),
+            "interval": [float(low), float(high)]}
+
+
+def verdict_warnings(verdict: dict[str, Any], max_fpr: float, best: Any) -> list[str]:
+    """Plain-language warnings: an FPR over budget, a probable leak, defaults not beaten."""
+    out = []
+    fpr_low = verdict["intervals"].get("fpr", [float("nan")])[0]
+    if verdict.get("rule") == "max_fpr":
+        budget = verdict.get("rule_value") or max_fpr
+        if fpr_low == fpr_low and fpr_low > budget:
+            out.append(f"test FPR {verdict['metrics']['fpr']:.5f} exceeds the budget {budget:g} "
+                       f"beyond its interval (low end {fpr_low:.5f})")
+    value = getattr(best, "best_value", None)
+    if value is not None and value >= CEILING and verdict["metrics"].get("aucpr", 0) < 1:
+        out.append(f"validation objective {value:.4f} is at its ceiling: a probable leak "
+                   "(a column that gives the label away); check the data flags")
+    base = verdict.get("baseline")
+    if base and base["chosen"]:
+        out.append("the baseline trial (XGBoost's defaults) won on validation: the model handed "
+                   "over is the defaults; tuning did not beat them")
+    elif base and not base["interval"][0] > 0:
+        out.append(f"tuning did not clearly beat XGBoost's defaults on the test rows: AUC-PR "
+                   f"{base['aucpr_minus_baseline']:+.4f} [{base['interval'][0]:+.4f}, "
+                   f"{base['interval'][1]:+.4f}]")
     return out
 
 
@@ -76,11 +128,20 @@ def build_verdict(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray | None,
 
 
 def write_verdict(folder: Path, verdict: dict[str, Any], y: np.ndarray,
-                  scores: np.ndarray) -> Path:
-    """Write test_report.json, threshold_table.csv and pr_roc.png into ``folder/verdict``."""
+                  scores: np.ndarray, rows: np.ndarray | None = None) -> Path:
+    """Write test_report.json, threshold_table.csv, test_scores.csv and pr_roc.png into
+    ``folder/verdict``.
+
+    ``test_scores.csv`` holds each test row's position in the input (``rows``) and the
+    refit model's score, so a deployed model can be checked against the verdict.
+    """
     out = folder / VERDICT_DIR
     out.mkdir(parents=True, exist_ok=True)
     (out / "test_report.json").write_text(json.dumps(verdict, indent=2))
+    positions = np.arange(len(scores)) if rows is None else np.asarray(rows)
+    with open(out / "test_scores.csv", "w", newline="") as handle:
+        handle.write("row,score\n")
+        handle.writelines(f"{int(r)},{float(v)!r}\n" for r, v in zip(positions, scores))
     with open(out / "threshold_table.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(verdict["threshold_table"][0]))
         writer.writeheader()
@@ -93,9 +154,14 @@ def write_verdict(folder: Path, verdict: dict[str, Any], y: np.ndarray,
 
 def summary_lines(verdict: dict[str, Any]) -> list[str]:
     """The short text summary printed at the end of ``tuning run``."""
+    folds = verdict.get("cv_folds", 1)
+    chosen_on = f"{folds}-fold out-of-fold scores" if folds > 1 else "validation"
+    rule = verdict.get("rule")
+    rule_text = f"rule {rule}" + (f" {verdict['rule_value']:g}"
+                                  if verdict.get("rule_value") is not None else "") if rule else ""
     lines = [f"Test set: {verdict['rows']} transactions, {verdict['positives']} frauds; "
-             f"threshold {verdict['threshold']:.4g} (chosen on validation); model refit on "
-             f"{verdict['refit'].replace('_', '+')}"]
+             f"threshold {verdict['threshold']:.4g} ({rule_text + ', ' if rule_text else ''}"
+             f"chosen on {chosen_on}); model refit on {verdict['refit'].replace('_', '+')}"]
     for key in REPORTED:
         value = verdict["metrics"].get(key)
         if value is None:
@@ -105,6 +171,13 @@ def summary_lines(verdict: dict[str, Any]) -> list[str]:
         lines.append(f"  {key:<15} {value:.4f}{ci}")
     c = verdict["confusion"]
     lines.append(f"  confusion       TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}")
+    base = verdict.get("baseline")
+    if base:
+        low, high = base["interval"]
+        lines.append(f"  vs defaults     AUC-PR {base['aucpr']:.4f} vs {base['baseline_aucpr']:.4f} "
+                     f"(baseline trial {base['trial_id']}): {base['aucpr_minus_baseline']:+.4f} "
+                     f"[{low:+.4f}, {high:+.4f}] paired bootstrap")
+    lines += [f"  WARNING: {w}" for w in verdict.get("warnings", [])]
     lines.append("  threshold   precision  recall   FPR      alerts/10k")
     for row in verdict["threshold_table"]:
         lines.append(f"  {row['threshold']:<10.4g}  {row['precision']:<9.3f}  {row['recall']:<7.3f}"

@@ -32,7 +32,7 @@ def _asha(spec: Spec) -> Any:
     return ASHAScheduler(
         time_attr=TIME_ATTR,
         max_t=spec.max_t,
-        grace_period=spec.scheduler.grace_period,
+        grace_period=spec.grace_period,
         reduction_factor=spec.scheduler.reduction_factor,
         brackets=spec.scheduler.brackets,
     )
@@ -56,7 +56,7 @@ def _median(spec: Spec) -> Any:
     from ray.tune.schedulers import MedianStoppingRule  # heavy: ray
 
     return MedianStoppingRule(
-        time_attr=TIME_ATTR, grace_period=spec.scheduler.grace_period,
+        time_attr=TIME_ATTR, grace_period=spec.grace_period,
         min_samples_required=spec.scheduler.min_samples_required,
     )
 

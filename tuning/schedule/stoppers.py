@@ -78,7 +78,7 @@ def build_stopper(spec: Spec) -> CompletionStopper | None:
     budget = spec.budget
     if budget.target is None and budget.no_improvement_trials is None:
         return None
-    return CompletionStopper(spec.objective.result_key, spec.objective.resolved_mode,
+    return CompletionStopper(spec.objective.tune_key, spec.objective.resolved_mode,
                              budget.target, budget.no_improvement_trials)
 
 

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from tuning.spec import Spec
 
 
-def build_searcher(spec: Spec, observations: list[Observation] | None = None) -> Any:
+def build_searcher(spec: Spec, observations: list[Observation] | None = None,
+                   baseline: dict[str, Any] | None = None) -> Any:
     """Build the search algorithm named by ``spec.search.algorithm``.
 
     Args:
@@ -19,12 +20,15 @@ def build_searcher(spec: Spec, observations: list[Observation] | None = None) ->
         observations: earlier results to replay into the searcher first (a warm
             start read by :func:`tuning.tracking.store.load_observations`, or stage 1
             of a two-stage job).
+        baseline: the baseline trial's config (:mod:`tuning.search.baseline`), suggested
+            first after the replayed observations.
 
     Concurrency is capped by ``TuneConfig(max_concurrent_trials=...)``, which wraps
     the searcher for us.
     """
     observations = observations or []
-    points = [o.config for o in observations] + [dict(p) for p in spec.search.points_to_evaluate]
+    points = ([o.config for o in observations] + ([dict(baseline)] if baseline else [])
+              + [dict(p) for p in spec.search.points_to_evaluate])
     searcher = SEARCHERS[spec.search.algorithm].build(spec, points)
     if observations:
         return Prefilled(searcher, observations, spec.max_t)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from trainables.registry import TRAINABLES
+from trainables.registry import TRAINABLES, check_params, default_space
 from tuning.search.params import ChoiceParam, Constant, ParamSpec
 from tuning.search.registry import check_pairing, check_search, scheduler_for
 from tuning.spec.format import validated
@@ -36,6 +37,7 @@ class Spec(Section):
     data: DataSpec = DataSpec()
     trainable: str = "xgboost_fraud"
     objective: ObjectiveSpec = ObjectiveSpec()
+    # Omitted: the trainable's own default space (trainables.registry.default_space).
     search_space: dict[str, Union[ParamSpec, Constant]] = Field(min_length=1)
     search: SearchSpec = SearchSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
@@ -58,6 +60,15 @@ class Spec(Section):
 
     @model_validator(mode="before")
     @classmethod
+    def _default_space(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "search_space" not in values:
+            trainable = values.get("trainable", "xgboost_fraud")
+            if trainable in TRAINABLES:
+                values = {**values, "search_space": default_space(trainable)}
+        return values
+
+    @model_validator(mode="before")
+    @classmethod
     def _pair_scheduler(cls, values: Any) -> Any:
         # A searcher that needs its own scheduler (bohb) gets it unless one is named.
         if isinstance(values, dict) and isinstance(values.get("search"), dict):
@@ -72,7 +83,10 @@ class Spec(Section):
         problem = check_pairing(self.search.algorithm, self.scheduler.type) or check_search(self)
         if problem:
             raise ValueError(problem)
-        if self.scheduler.grace_period > self.max_t:
+        # A misspelt parameter would reach XGBoost, which ignores it: name the closest one.
+        check_params(self.trainable, self.search_space, "search_space")
+        check_params(self.trainable, self.training.params, "training.params")
+        if self.scheduler.grace_period is not None and self.scheduler.grace_period > self.max_t:
             raise ValueError(
                 f"scheduler.grace_period ({self.scheduler.grace_period}) must be <= max_t "
                 f"({self.max_t})")
@@ -93,6 +107,13 @@ class Spec(Section):
     @property
     def max_t(self) -> int:
         return self.scheduler.max_t or self.training.max_reports
+
+    @property
+    def grace_period(self) -> int:
+        """Reports before a scheduler may stop a trial (``scheduler.grace_period`` or its default)."""
+        if self.scheduler.grace_period is not None:
+            return self.scheduler.grace_period
+        return min(self.max_t, max(2, math.ceil(self.max_t / 6)))
 
     def tracking_uri(self) -> str:
         """Resolve the tracking URI: the spec, then ``MLFLOW_TRACKING_URI``, then the default."""

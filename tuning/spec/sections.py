@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trainables.data import FORMATS, LEAK_ACTIONS, SOURCES, SPLITS
 from trainables.objectives import OBJECTIVES
 from trainables.preprocess import NA_VALUES
+from trainables.settings import DEFAULT_EARLY_STOPPING_REPORTS
+from trainables.thresholds import RULE_ALIASES, THRESHOLD_RULES
 from tuning.schedule.registry import SCHEDULERS
 from tuning.search.params import PARAM_ADAPTER, PARAM_TYPES
 from tuning.search.registry import REFINERS, SEARCHERS
@@ -151,8 +153,16 @@ class ObjectiveSpec(Section):
 
     @property
     def result_key(self) -> str:
-        """The key of the objective in every reported result."""
+        """The key of the objective in every reported result (its value at that round)."""
         return f"val_{self.metric}"
+
+    @property
+    def tune_key(self) -> str:
+        """The trial's best value so far: what schedulers, searchers and stoppers compare.
+
+        A trial is judged at its best round, not its last, and the refit uses that round.
+        """
+        return f"val_{self.metric}_best"
 
 
 # ------------------------------------------------------------ search space
@@ -203,6 +213,8 @@ class SearchSpec(Section):
     n_initial_points: int = Field(10, ge=1)
     grid_points: int = Field(3, ge=2, description="values per numeric range for 'grid'")
     points_to_evaluate: list[dict[str, Any]] = []
+    baseline: bool = Field(True, description="the first trial is the trainable's library "
+                           "defaults (XGBoost's), clipped to the search space")
     warm_start: WarmStartSpec | None = None
     # two_stage: random over the full space, then refine_with on narrowed ranges.
     stage1_samples: int | None = Field(None, ge=2, description="default: half the budget")
@@ -227,7 +239,9 @@ class SchedulerSpec(Section):
 
     type: str = "asha"
     max_t: int | None = Field(None, ge=1)
-    grace_period: int = Field(1, ge=1)
+    grace_period: int | None = Field(
+        None, ge=1, description="reports before a trial can be stopped; default: a sixth of "
+        "max_t (at least 2), so a slow learner is not judged on its first rounds")
     reduction_factor: float = Field(3, gt=1)
     brackets: int = Field(1, ge=1)
     min_samples_required: int = Field(3, ge=1, description="median: trials to compare first")
@@ -247,6 +261,10 @@ class TrainingSpec(Section):
     checkpoint_every: int = Field(5, ge=1, description="in reports; the last report always saves")
     max_bin: int = Field(256, ge=2)
     params: dict[str, Any] = {}
+    early_stopping_reports: int | None = Field(
+        DEFAULT_EARLY_STOPPING_REPORTS, ge=1,
+        description="stop a trial after this many reports without a better objective "
+        "(null: train the whole budget)")
     fail_at_round: int | None = Field(
         None, ge=1, description="fault injection for reliability tests: each trial fails once here"
     )
@@ -304,14 +322,71 @@ class TrackingSpec(Section):
         return self
 
 
-class EvaluationSpec(Section):
-    """The final verdict on the test set."""
+#: ``evaluation.cv: auto`` cross-validates when the non-test rows hold fewer positives
+#: than this: a single validation split of a few hundred frauds ranks trials by noise.
+CV_AUTO_MAX_POSITIVES = 2000
+CV_AUTO_FOLDS = 5
+CALIBRATIONS = ("none", "isotonic", "sigmoid")
 
+
+class ThresholdSpec(Section):
+    """How the operating threshold is chosen on validation (out-of-fold with CV)."""
+
+    rule: str
+    value: float | None = Field(None, ge=0, description="max_fpr: FPR budget (default "
+                                "objective.max_fpr); alerts: alerts per 10,000 rows; fixed: "
+                                "the threshold; recall_floor: the recall (default "
+                                "objective.min_recall)")
+
+    @field_validator("rule")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return known(RULE_ALIASES.get(value, value), THRESHOLD_RULES, "threshold rule")
+
+    @model_validator(mode="after")
+    def _value(self) -> ThresholdSpec:
+        if self.rule in ("alerts", "fixed") and self.value is None:
+            raise ValueError(f"rule {self.rule!r} needs a value")
+        if self.rule == "fixed" and self.value is not None and self.value > 1:
+            raise ValueError(f"rule 'fixed' takes a threshold in [0, 1], got {self.value}")
+        return self
+
+
+class EvaluationSpec(Section):
+    """Model selection (cross-validation, threshold) and the final verdict on the test set."""
+
+    cv: int | Literal["auto"] = Field(
+        "auto", description=f"K-fold cross-validation inside each trial; auto: "
+        f"{CV_AUTO_FOLDS} folds when the non-test rows hold fewer than "
+        f"{CV_AUTO_MAX_POSITIVES} positives, else 1 (a single validation split)")
+    threshold: ThresholdSpec | None = Field(
+        None, description="default: the objective's rule (f1, max_fpr, cost, recall_floor)")
+    calibrate: str = Field("none", description="isotonic | sigmoid: add a calibrated "
+                           "probability to the model, fitted on validation / out-of-fold scores")
     refit: Literal["train_val", "train"] = Field(
         "train_val", description="train_val: refit on train+validation with the best rounds; "
-        "train: the trial's own model (same data, params and rounds)")
+        "train: the trial's own model (same data, params and rounds); with cv > 1 the refit "
+        "uses all non-test rows")
     bootstrap: int = Field(200, ge=0, description="bootstrap replicates for the 95% intervals")
     seed: int = 0
+
+    @field_validator("cv")
+    @classmethod
+    def _folds(cls, value: Any) -> Any:
+        if value != "auto" and (isinstance(value, bool) or value < 1):
+            raise ValueError(f"must be auto or a whole number >= 1, got {value!r}")
+        return value
+
+    @field_validator("calibrate")
+    @classmethod
+    def _calibration(cls, value: str) -> str:
+        return known(value, CALIBRATIONS, "calibration")
+
+    def folds_for(self, dev_positives: int) -> int:
+        """The number of folds for non-test rows holding ``dev_positives`` positives."""
+        if self.cv != "auto":
+            return int(self.cv)
+        return CV_AUTO_FOLDS if dev_positives < CV_AUTO_MAX_POSITIVES else 1
 
 
 class StorageSpec(Section):

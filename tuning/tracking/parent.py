@@ -35,7 +35,7 @@ def spec_params(spec: Spec) -> dict[str, str]:
         "search.seed": str(spec.search.seed),
         "scheduler.type": spec.scheduler.type,
         "scheduler.max_t": str(spec.max_t),
-        "scheduler.grace_period": str(spec.scheduler.grace_period),
+        "scheduler.grace_period": str(spec.grace_period),
         "budget.num_samples": str(spec.budget.num_samples),
         "budget.max_concurrent": str(spec.budget.max_concurrent),
         "training.num_boost_round": str(spec.training.num_boost_round),

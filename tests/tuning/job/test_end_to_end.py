@@ -30,6 +30,7 @@ def tiny_spec(uri: str, **sections) -> dict:
         "search": {"algorithm": "tpe", "seed": 0, "n_initial_points": 3},
         "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
         "training": {"num_boost_round": 40, "report_every": 10},
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 6, "max_concurrent": 2},
         "tracking": {"tracking_uri": uri},
     }

@@ -28,7 +28,7 @@ def _spec(tmp_path: Path, **overrides) -> dict:
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 20, "report_every": 10},
         "budget": {"num_samples": 2, "max_concurrent": 2},
-        "evaluation": {"bootstrap": 20},
+        "evaluation": {"bootstrap": 20, "cv": 1},
         "tracking": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "log_model": False},
         "storage": {"path": str(tmp_path / "runs")},
     }

@@ -52,6 +52,7 @@ def test_job_stops_early_and_says_why(budget, reason, ray_session, tracking_uri,
         "search": {"algorithm": "random", "seed": 0},
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 20, "report_every": 10},
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 8, "max_concurrent": 1, **budget},
         "tracking": {"tracking_uri": tracking_uri, "log_model": False},
         "storage": {"path": str(tmp_path / "runs")},

@@ -28,6 +28,7 @@ def tiny(uri: str, tmp_path, algorithm: str, **sections) -> dict:
         "search_space": SPACE,
         "search": {"algorithm": algorithm, "seed": 0, "n_initial_points": 2},
         "training": {"num_boost_round": 20, "report_every": 10},
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 4 if algorithm == "two_stage" else 3, "max_concurrent": 2},
         "tracking": {"tracking_uri": uri, "log_model": False},
         "storage": {"path": str(tmp_path / "runs")},
@@ -91,13 +92,13 @@ def test_gp_suggests_valid_typed_configs_and_avoids_running_duplicates():
 
 
 def test_gp_minimises_when_mode_is_min():
-    spec = parse_spec({"name": "x", "search_space": {"x": {"type": "uniform", "low": 0,
-                                                           "high": 1}}})
+    spec = parse_spec({"name": "x", "search_space": {"subsample": {"type": "uniform", "low": 0,
+                                                                   "high": 1}}})
     gp = GPSearch(spec.search_space, n_initial_points=3, seed=1)
     gp.set_search_properties("loss", "min", {})
     xs = []
     for i in range(14):
-        x = gp.suggest(f"t{i}")["x"]
+        x = gp.suggest(f"t{i}")["subsample"]
         xs.append(x)
         gp.on_trial_complete(f"t{i}", {"loss": (x - 0.8) ** 2})
     assert min(abs(x - 0.8) for x in xs[5:]) < 0.05

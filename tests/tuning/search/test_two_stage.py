@@ -78,6 +78,7 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
                    "top_fraction": 0.5, "margin": 0.05, "seed": 0, "n_initial_points": 2},
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 20, "report_every": 10},
+        "evaluation": {"cv": 1},  # CV is not this test's subject
         "budget": {"num_samples": 6, "max_concurrent": 2},
         "tracking": {"tracking_uri": tracking_uri, "log_model": False},
         "storage": {"path": str(tmp_path / "runs")},

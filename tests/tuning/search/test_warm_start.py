@@ -88,10 +88,12 @@ def test_warm_started_job_reads_the_earlier_job_from_mlflow(ray_session, trackin
               "storage": {"path": str(tmp_path / "runs")}}
     first = run_job(parse_spec({"name": "earlier", "search_space": SPACE,
                                 "search": {"algorithm": "random", "seed": 1},
+                                "evaluation": {"cv": 1},  # CV is not this test's subject
                                 "budget": {"num_samples": 3, "max_concurrent": 2}, **common}),
                     progress=False)
     assert first.count("FINISHED") == 3
     later = {"name": "later", "search_space": SPACE,
+             "evaluation": {"cv": 1},  # CV is not this test's subject
              "budget": {"num_samples": 3, "max_concurrent": 2}, **common}
     by_name = parse_spec({**later, "search": {"algorithm": "tpe",
                                               "warm_start": {"experiment": "earlier"}}})

@@ -82,9 +82,37 @@ def test_bad_specs_get_one_line_errors(raw, expected):
     assert expected in message
 
 
-def test_missing_search_space_is_named():
-    with pytest.raises(SpecError, match="search_space: is required"):
-        parse_spec({"name": "t"})
+def test_missing_search_space_is_the_trainables_default_and_an_empty_one_is_an_error():
+    from trainables.registry import default_space
+
+    spec = parse_spec({"name": "t"})
+    assert set(spec.search_space) == set(default_space("xgboost_fraud"))
+    with pytest.raises(SpecError, match="search_space: "):
+        parse_spec({"name": "t", "search_space": {}})
+
+
+@pytest.mark.parametrize(("section", "where"), [("search_space", "search_space"),
+                                                ("training", "training.params")])
+def test_a_misspelt_parameter_names_the_closest_one(section, where):
+    bad = {"max_depht": {"type": "randint", "low": 2, "high": 5}}
+    raw = {"name": "t", "search_space": bad} if section == "search_space" else \
+        {"name": "t", "training": {"params": {"max_depht": 4}}}
+    with pytest.raises(SpecError, match=rf"{where}\.max_depht: not an XGBoost parameter; "
+                                        r"did you mean max_depth\?"):
+        parse_spec(raw)
+
+
+def test_evaluation_cv_and_threshold_rules_are_validated():
+    spec = parse_spec({"name": "t", "evaluation": {"cv": "auto",
+                                                  "threshold": {"rule": "alerts", "value": 20}}})
+    assert spec.evaluation.folds_for(100) == 5 and spec.evaluation.folds_for(5000) == 1
+    assert parse_spec({"name": "t", "evaluation": {"cv": 3}}).evaluation.folds_for(100) == 3
+    for bad, message in ((({"cv": 0}), "evaluation.cv"),
+                         ({"threshold": {"rule": "alerts"}}, "needs a value"),
+                         ({"threshold": {"rule": "max_fp"}}, "unknown threshold rule"),
+                         ({"calibrate": "platt"}, "unknown calibration")):
+        with pytest.raises(SpecError, match=message):
+            parse_spec({"name": "t", "evaluation": bad})
 
 
 def test_files_that_are_not_specs(tmp_path):

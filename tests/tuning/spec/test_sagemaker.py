@@ -44,20 +44,20 @@ def test_strategies(strategy, algorithm, scheduler):
 
 def test_scaling_types_and_auto_early_stopping():
     ranges = {
-        "lr": {"type": "ContinuousParameter", "min_value": 0.001, "max_value": 1},
-        "leaves": {"type": "IntegerParameter", "min_value": 8, "max_value": 256,
-                   "scaling_type": "Logarithmic"},
-        "sub": {"type": "ContinuousParameter", "min_value": 0.5, "max_value": 1,
-                "scaling_type": "Linear"},
-        "policy": {"type": "CategoricalParameter", "values": ["depthwise", "lossguide"]},
+        "eta": {"type": "ContinuousParameter", "min_value": 0.001, "max_value": 1},
+        "max_leaves": {"type": "IntegerParameter", "min_value": 8, "max_value": 256,
+                       "scaling_type": "Logarithmic"},
+        "subsample": {"type": "ContinuousParameter", "min_value": 0.5, "max_value": 1,
+                      "scaling_type": "Linear"},
+        "grow_policy": {"type": "CategoricalParameter", "values": ["depthwise", "lossguide"]},
     }
     spec = parse_spec(tuner(hyperparameter_ranges=ranges, early_stopping_type="Auto",
                             objective_type="Minimize", objective_metric_name="logloss"))
     space = spec.search_space
-    assert space["lr"].type == "loguniform"  # Auto: three decades -> log
-    assert (space["leaves"].type, space["leaves"].high) == ("lograndint", 257)
-    assert space["sub"].type == "uniform"
-    assert space["policy"].values == ["depthwise", "lossguide"]
+    assert space["eta"].type == "loguniform"  # Auto: three decades -> log
+    assert (space["max_leaves"].type, space["max_leaves"].high) == ("lograndint", 257)
+    assert space["subsample"].type == "uniform"
+    assert space["grow_policy"].values == ["depthwise", "lossguide"]
     assert spec.scheduler.type == "median" and spec.objective.resolved_mode == "min"
 
 
