@@ -24,11 +24,11 @@ from tuning.job.preflight import (
     connect_ray,
     load_data,
 )
-from tuning.job.refit import evaluate_best, find_baseline, pick_best, summarise, verdict_of
+from tuning.job.refit import pick_best, refit_and_judge, summarise
 from tuning.job.results import JobResult
 from tuning.job.shipping import tune_experiment_path
 from tuning.job.state import FINISHED, RUNNING, JobState, Outcome, find_experiment_dir
-from tuning.job.sync import BEST_MODEL_FILE, complete_parent, sync_job
+from tuning.job.sync import complete_parent, sync_job
 from tuning.job.tuner import (
     build_tuner,
     driver_callbacks,
@@ -38,9 +38,7 @@ from tuning.job.tuner import (
     warn_on_threshold_budget,
 )
 from tuning.job.two_stage import TwoStageTuner
-from tuning.job.verdict import write_verdict
 from tuning.schedule.stoppers import job_stop_reason
-from tuning.search.baseline import baseline_point
 from tuning.spec import DEFAULT_STORAGE, Spec, parse_spec
 from tuning.tracking.callback import MlflowTrackingCallback
 from tuning.tracking.parent import start_parent_run
@@ -176,21 +174,7 @@ def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_
     test_metrics: dict[str, float] = {}
     verdict: dict[str, Any] | None = None
     if best is not None:
-        booster, scores = evaluate_best(spec, data, best)
-        booster.save_model(str(experiment_dir / BEST_MODEL_FILE))
-        baseline = find_baseline(trials, baseline_point(spec, data))
-        baseline_scores = (scores if baseline is None or baseline.trial_id == best.trial_id
-                           else evaluate_best(spec, data, baseline)[1])
-        verdict = verdict_of(spec, data, best, scores, baseline, baseline_scores)
-        write_verdict(experiment_dir, verdict, data.test.y, scores,
-                      getattr(data.test, "rows", None))
-        test_metrics = dict(verdict["metrics"])
-        if "baseline" in verdict:  # on the parent run as test_baseline_aucpr, ...
-            test_metrics.update(baseline_aucpr=verdict["baseline"]["baseline_aucpr"],
-                                aucpr_minus_baseline=verdict["baseline"]["aucpr_minus_baseline"])
-            verdict["intervals"]["aucpr_minus_baseline"] = verdict["baseline"]["interval"]
-        for warning in verdict["warnings"]:
-            logger.warning("%s", warning)
+        verdict, test_metrics = refit_and_judge(spec, data, trials, best, experiment_dir)
     counts = {s.lower(): sum(t.status == s for t in trials) for s in STATUSES}
     counts["total"] = len(trials)
     state.status = FINISHED

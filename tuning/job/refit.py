@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
-from trainables.xgboost_fraud import fit_final
+from trainables.calibration import fit_calibrator
+from trainables.folds import make_folds
+from trainables.xgboost_fraud import fit_final, xgb_params
 from tuning._ray_compat import grid_trials
 from tuning.job.results import TrialSummary
 from tuning.job.tuner import train_settings
-from tuning.job.verdict import build_verdict, paired_difference, verdict_warnings
-from tuning.search.baseline import is_baseline
+from tuning.job.sync import BEST_MODEL_FILE, CALIBRATOR_FILE
+from tuning.job.verdict import build_verdict, paired_difference, verdict_warnings, write_verdict
+from tuning.search.baseline import baseline_point, is_baseline
 from tuning.spec import Spec
 from tuning.tracking.tags import trial_status
 
@@ -85,6 +91,33 @@ def evaluate_best(spec: Spec, data: Any, best: TrialSummary) -> tuple[Any, np.nd
     return booster, scores
 
 
+def calibration_scores(spec: Spec, data: Any, best: TrialSummary) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (labels, scores) of the chosen configuration, for ``evaluation.calibrate``.
+
+    The refit model has seen every non-test row, so its own scores of them are
+    optimistic: a train-only refit scores the validation rows, or, with CV, K fold
+    refits score each non-test row once (out-of-fold).
+    """
+    settings = train_settings(spec, data)
+    rounds = max(1, best.best_round or 1)
+    if settings.cv_folds == 1:
+        booster = fit_final(data, best.config, settings, rounds=rounds, include_val=False)
+        return data.val.y, booster.predict(xgb.DMatrix(data.val.X, enable_categorical=True))
+    dev = data.dev()
+    folds = make_folds(dev.y, settings.cv_folds, seed=settings.seed, groups=dev.groups,
+                       times=dev.times if settings.time_folds else None)
+    oof = np.full(len(dev.y), np.nan)
+    threads = os.cpu_count() or 1
+    for train_idx, val_idx in folds:
+        dtrain = xgb.QuantileDMatrix(dev.X.iloc[train_idx], label=dev.y[train_idx],
+                                     max_bin=settings.max_bin, enable_categorical=True)
+        params = xgb_params(best.config, settings, data, threads, "cpu", y_train=dev.y[train_idx])
+        booster = xgb.train(params, dtrain, num_boost_round=rounds, verbose_eval=False)
+        oof[val_idx] = booster.predict(xgb.DMatrix(dev.X.iloc[val_idx], enable_categorical=True))
+    scored = ~np.isnan(oof)  # forward-chaining folds never validate on the first block
+    return dev.y[scored], oof[scored]
+
+
 def find_baseline(trials: list[TrialSummary], point: dict[str, Any] | None) -> TrialSummary | None:
     """The baseline trial among ``trials`` (the first whose config is the baseline point)."""
     return next((t for t in trials if is_baseline(t.config, point)), None)
@@ -110,3 +143,32 @@ def verdict_of(spec: Spec, data: Any, best: TrialSummary, scores: np.ndarray,
                                 spec.evaluation.bootstrap, spec.evaluation.seed)}
     verdict["warnings"] = verdict_warnings(verdict, settings.objective_settings.max_fpr, best)
     return verdict
+
+
+def refit_and_judge(spec: Spec, data: Any, trials: list[TrialSummary], best: TrialSummary,
+                    experiment_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """Refit the chosen trial, score the test rows once, compare with the baseline trial.
+
+    Writes the refit booster, the calibrator (``evaluation.calibrate``) and the verdict
+    into the job folder, from where the parent run gets them (also via ``tuning sync``).
+    Returns the verdict and the test metrics for the parent run (``test_<name>``).
+    """
+    booster, scores = evaluate_best(spec, data, best)
+    booster.save_model(str(experiment_dir / BEST_MODEL_FILE))
+    if spec.evaluation.calibrate != "none":
+        held_y, held_scores = calibration_scores(spec, data, best)
+        calibrator = fit_calibrator(held_y, held_scores, spec.evaluation.calibrate)
+        (experiment_dir / CALIBRATOR_FILE).write_text(json.dumps(calibrator))
+    baseline = find_baseline(trials, baseline_point(spec, data))
+    baseline_scores = (scores if baseline is None or baseline.trial_id == best.trial_id
+                       else evaluate_best(spec, data, baseline)[1])
+    verdict = verdict_of(spec, data, best, scores, baseline, baseline_scores)
+    write_verdict(experiment_dir, verdict, data.test.y, scores, data.test.rows)
+    test_metrics = dict(verdict["metrics"])
+    if "baseline" in verdict:  # on the parent run as test_baseline_aucpr, ...
+        test_metrics.update(baseline_aucpr=verdict["baseline"]["baseline_aucpr"],
+                            aucpr_minus_baseline=verdict["baseline"]["aucpr_minus_baseline"])
+        verdict["intervals"]["aucpr_minus_baseline"] = verdict["baseline"]["interval"]
+    for warning in verdict["warnings"]:
+        logger.warning("%s", warning)
+    return verdict, test_metrics

@@ -97,7 +97,7 @@ def test_best_model_and_test_metrics_on_parent(finished_job):
     assert parent.data.params["best.max_depth"] == str(result.best.config["max_depth"])
 
     mlflow.set_tracking_uri(uri)
-    model = mlflow.xgboost.load_model(f"runs:/{result.parent_run_id}/model")
+    model = mlflow.xgboost.load_model(f"runs:/{result.parent_run_id}/booster")
     from tuning.job.preflight import load_data
     from tuning.spec import parse_spec as reparse
 

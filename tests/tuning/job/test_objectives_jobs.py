@@ -100,6 +100,6 @@ def test_messy_csv_runs_end_to_end(ray_session, tmp_path):
     import mlflow.xgboost
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    model = mlflow.xgboost.load_model(f"runs:/{result.parent_run_id}/model")
+    model = mlflow.xgboost.load_model(f"runs:/{result.parent_run_id}/booster")
     assert "transaction id" not in model.feature_names
     assert "merchant category" in model.feature_names

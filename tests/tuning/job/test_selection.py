@@ -131,3 +131,29 @@ def test_too_few_validation_negatives_for_the_fpr_budget_is_warned(caplog):
     assert message in caplog.text
     roomy = spec.with_overrides(**{"objective.max_fpr": 0.05})
     assert warn_on_threshold_budget(roomy, data) is None
+
+
+def test_calibrated_probability_comes_from_held_out_scores(ray_session, tmp_path):
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+
+    from trainables.synthetic import make_synthetic
+
+    spec = parse_spec(_job(tmp_path, evaluation={"cv": 3, "bootstrap": 0,
+                                                 "calibrate": "isotonic"},
+                           tracking={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"},
+                           budget={"num_samples": 2, "max_concurrent": 2}))
+    result = run_job(spec, progress=False)
+    calibrator = json.loads((Path(result.experiment_dir) / "calibrator.json").read_text())
+    assert calibrator["method"] == "isotonic"
+    mlflow.set_tracking_uri(result.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{result.parent_run_id}/model")
+    raw = make_synthetic(6000, 0.03, 30, 5)
+    out = model.predict(raw.iloc[:500])
+    probability = np.asarray(out["probability"], dtype=float)
+    assert ((0 <= probability) & (probability <= 1)).all()
+    # Isotonic: monotone in the score (ties aside), and not the raw weighted score.
+    order = np.argsort(np.asarray(out["score"], dtype=float))
+    assert (np.diff(probability[order]) >= -1e-12).all()
+    assert isinstance(out, pd.DataFrame)
