@@ -32,16 +32,19 @@ class MlflowTrackingCallback(Callback):
     """Tune callback on the driver: turns trial events into :class:`Record` s.
 
     It is pickled with the Tuner (for ``tuning resume``); the writer thread is not,
-    and is started again in :meth:`setup`.
+    and is started again in :meth:`setup`. With ``job_dir`` (the job folder), records
+    MLflow refuses for good are listed in its ``tracking_errors.jsonl``.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
-                 job_name: str, extra_tags: dict[str, str] | None = None) -> None:
+                 job_name: str, extra_tags: dict[str, str] | None = None,
+                 job_dir: str | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.job_name = job_name
         self.extra_tags = extra_tags or {}
+        self.job_dir = job_dir
         self.writer: RunWriter | None = None
         self.driver_seconds = 0.0
         self.results_seen = 0
@@ -56,7 +59,9 @@ class MlflowTrackingCallback(Callback):
 
     def setup(self, **info: Any) -> None:
         if self.writer is None:
-            self.writer = RunWriter(self.tracking_uri, self.experiment_id, self.parent_run_id)
+            # getattr: a callback pickled before job_dir existed has no such attribute.
+            self.writer = RunWriter(self.tracking_uri, self.experiment_id, self.parent_run_id,
+                                    job_dir=getattr(self, "job_dir", None))
             self.writer.start()
 
     def _submit(self, record: Record) -> None:

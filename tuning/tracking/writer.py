@@ -6,6 +6,10 @@ Ray's ``MLflowLoggerCallback`` writes every metric of every result synchronously
 callback only queues records (microseconds); a background thread writes them with
 ``log_batch``, retries with backoff while the store is unreachable, and never logs
 a (run, step) twice, so a resumed job continues the same child runs.
+
+A record refused for good (:mod:`tuning.tracking.errors`) does not block the queue:
+it is skipped and reported, and its neighbours in a batch are written one by one.
+Its step stays a gap that a later replay (``tuning sync``) fills.
 """
 
 from __future__ import annotations
@@ -14,66 +18,50 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from trainables import events
+from tuning.tracking.errors import ERRORS_FILE, TRANSIENT, ErrorLog, classify, describe, \
+    http_status, skipped_steps
+# Record and metrics_of are imported from here by the callback and `tuning sync`.
+from tuning.tracking.records import EXTRA_METRICS, Record, StepLedger, metrics_of  # noqa: F401
 from tuning.tracking.tags import PARENT_TAG, RUN_NAME_TAG, TRIAL_TAG
 
 logger = logging.getLogger(__name__)
-# Result keys logged as metrics (besides every ``val_*`` key).
-EXTRA_METRICS = ("train_time_s",)
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
-
-
-@dataclass
-class Record:
-    """One unit of work for the writer thread."""
-
-    kind: str  # start | metrics | end
-    trial_id: str
-    step: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    status: str = ""
-    timestamp: int = 0
-
-
-def metrics_of(result: dict[str, Any]) -> dict[str, float]:
-    """The loggable metrics of one Tune result: numeric ``val_*`` values and extras."""
-    out = {}
-    for key, value in result.items():
-        if (key.startswith("val_") or key in EXTRA_METRICS) and isinstance(value, (int, float)):
-            if not isinstance(value, bool):
-                out[key] = float(value)
-    return out
+_NO_RUN = "no child run: the trial's start record was not written"
 
 
 class RunWriter:
     """Writes trial records to MLflow from a background thread, in order, in batches.
 
-    Records that cannot be written (store unreachable) stay in a backlog and are
-    retried with exponential backoff; nothing is dropped while the writer lives.
+    Records that cannot be written for a while (store unreachable, HTTP 5xx / 429)
+    stay in a backlog, retried with backoff; a record refused for good is skipped
+    and listed in ``<job_dir>/tracking_errors.jsonl`` (when ``job_dir`` is given).
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
-                 max_backoff_s: float = 10.0) -> None:
+                 max_backoff_s: float = 10.0, job_dir: str | Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.max_backoff_s = max_backoff_s
         self.client = MlflowClient(tracking_uri)
+        self.errors = ErrorLog(Path(job_dir) / ERRORS_FILE if job_dir is not None else None,
+                               self.client, parent_run_id)
         self.run_ids: dict[str, str] = {}
         self.run_status: dict[str, str] = {}
-        self.last_step: dict[str, int] = {}
+        self.steps = StepLedger()
+        self.last_step = self.steps.last_step  # per trial: where a replay starts
         self.stats = {"records": 0, "metric_points": 0, "batches": 0, "retries": 0,
-                      "skipped_duplicates": 0}
+                      "skipped_duplicates": 0, "skipped_errors": 0}
         self.last_error: str | None = None
+        self._params_due: set[str] = set()  # runs created here whose params are not logged
         self._queue: queue.Queue[Record | None] = queue.Queue()
         self._backlog: list[Record] = []
         self._idle = threading.Event()
@@ -120,7 +108,12 @@ class RunWriter:
 
     # ----------------------------------------------------------- internals
     def load_existing(self) -> None:
-        """Learn the child runs (and their last logged step) a previous driver made."""
+        """Learn the child runs (and their written steps) a previous driver made.
+
+        A step the errors file lists and MLflow still lacks is a gap: ``last_step``
+        stops before it, so a replay fills it (later written steps are passed by).
+        """
+        errors = self.errors.load()
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
             max_results=50_000,
@@ -134,7 +127,7 @@ class RunWriter:
             # All metrics of a result are logged together: one key gives the steps.
             key = next(iter(run.data.metrics), None)
             history = self.client.get_metric_history(run.info.run_id, key) if key else []
-            self.last_step[trial_id] = max((m.step for m in history), default=-1)
+            self.steps.load(trial_id, {m.step for m in history}, skipped_steps(errors, trial_id))
 
     def _loop(self) -> None:
         backoff = 0.5
@@ -149,16 +142,15 @@ class RunWriter:
                     if backoff > 0.5:
                         logger.warning("MLflow store reachable again; buffered records written")
                     backoff = 0.5
-                except Exception as err:  # noqa: BLE001 - any store failure is retried
+                except Exception as err:  # noqa: BLE001 - write() raises transient errors only
                     self.stats["retries"] += 1
-                    self.last_error = f"{type(err).__name__}: {err}"
+                    self.last_error = describe(err)
                     events.emit("tracking.write_failed", buffered=len(self._backlog),
-                                error=self.last_error.splitlines()[0][:200])
+                                error=self.last_error[:200])
                     # One warning per outage; the retries themselves are debug noise.
                     log = logger.warning if backoff == 0.5 else logger.debug
                     log("MLflow write failed (%s); buffering and retrying with backoff "
-                        "(%d records buffered)", self.last_error.splitlines()[0][:300],
-                        len(self._backlog))
+                        "(%d records buffered)", self.last_error, len(self._backlog))
                     if self._closing.wait(backoff):
                         return
                     backoff = min(backoff * 2, self.max_backoff_s)
@@ -186,42 +178,88 @@ class RunWriter:
     def write(self, records: list[Record]) -> None:
         """Write records in order; metrics are grouped per run between lifecycle events.
 
-        Written records are removed from ``records`` as they succeed, so a failure
-        part-way leaves exactly the unwritten tail for the retry.
+        Done groups leave ``records``; a transient error propagates and leaves the
+        unwritten tail for the retry; a permanent one skips only its record.
         """
         while records:
-            head = records[0]
-            if head.kind == "metrics":
-                n = 1
-                while n < len(records) and records[n].kind == "metrics":
-                    n += 1
-                self._write_metrics(records[:n])
-                del records[:n]
+            n = 1
+            while records[0].kind == "metrics" and n < len(records) \
+                    and records[n].kind == "metrics":
+                n += 1
+            group = records[:n]
+            if group[0].kind == "metrics":
+                for run_id, batch in self._metric_batches(group):
+                    self._attempt(batch, lambda recs, run_id=run_id: self._log_metrics(run_id, recs))
+            elif group[0].done:
+                pass
+            elif group[0].kind != "start" and group[0].trial_id not in self.run_ids:
+                self._skip(group[0], _NO_RUN)
             else:
-                self._write_lifecycle(head)
-                del records[0]
-            self.stats["records"] += 1
+                self._attempt(group, lambda recs: self._write_lifecycle(recs[0]))
+            del records[:n]
+            self.stats["records"] += n
 
-    def _write_metrics(self, records: list[Record]) -> None:
-        by_run: dict[str, list[Metric]] = defaultdict(list)
-        newest: dict[str, int] = {}
+    def _attempt(self, batch: list[Record], write: Callable[[list[Record]], None]) -> None:
+        """Write ``batch``; on a permanent error, record by record, skipping what fails."""
+        try:
+            write(batch)
+        except Exception as err:  # noqa: BLE001 - sorted into transient and permanent
+            if classify(err) == TRANSIENT:
+                raise
+            if len(batch) == 1:
+                self._skip(batch[0], err)
+                return
+            logger.warning("MLflow refused a batch of %d records (%s); writing them one by one",
+                           len(batch), describe(err))
+            for rec in batch:
+                self._attempt([rec], write)
+
+    def _metric_batches(self, records: list[Record]) -> list[tuple[str, list[Record]]]:
+        """The records still to write, per run, in batches of whole records."""
+        by_run: dict[str, list[list[Record]]] = {}
         for rec in records:
-            if rec.step <= self.last_step.get(rec.trial_id, -1):
+            if rec.done:
+                continue
+            if self.steps.written(rec):
+                rec.done = True
                 self.stats["skipped_duplicates"] += 1
                 continue
             run_id = self.run_ids.get(rec.trial_id)
-            if run_id is None:  # a result before its start record cannot happen; be safe
+            if run_id is None:
+                self._skip(rec, _NO_RUN)
                 continue
-            by_run[run_id].extend(
-                Metric(k, v, rec.timestamp, rec.step) for k, v in rec.metrics.items()
-            )
-            newest[rec.trial_id] = max(newest.get(rec.trial_id, -1), rec.step)
-        for run_id, metrics in by_run.items():
-            for i in range(0, len(metrics), _BATCH):
-                self.client.log_batch(run_id, metrics=metrics[i:i + _BATCH], synchronous=True)
-                self.stats["batches"] += 1
-            self.stats["metric_points"] += len(metrics)
-        self.last_step.update(newest)
+            chunks = by_run.setdefault(run_id, [[]])
+            if chunks[-1] and sum(map(len, (r.metrics for r in chunks[-1]))) \
+                    + len(rec.metrics) > _BATCH:
+                chunks.append([])
+            chunks[-1].append(rec)
+        return [(run_id, chunk) for run_id, chunks in by_run.items() for chunk in chunks]
+
+    def _log_metrics(self, run_id: str, records: list[Record]) -> None:
+        metrics = [Metric(k, v, rec.timestamp, rec.step)
+                   for rec in records for k, v in rec.metrics.items()]
+        for i in range(0, len(metrics), _BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i:i + _BATCH], synchronous=True)
+            self.stats["batches"] += 1
+        self.stats["metric_points"] += len(metrics)
+        for rec in records:
+            rec.done = True
+            self.steps.mark_written(rec.trial_id, rec.step)
+
+    def _skip(self, rec: Record, err: BaseException | str) -> None:
+        """Record a record MLflow will not take; its step stays a gap, never written."""
+        rec.done = True
+        self._params_due.discard(rec.trial_id)
+        if rec.kind == "metrics" and not self.steps.written(rec):
+            self.steps.mark_gap(rec.trial_id, rec.step)
+        self.stats["skipped_errors"] += 1
+        keys = {"metrics": rec.metrics, "start": rec.params}.get(rec.kind, rec.tags)
+        self.errors.report({
+            "trial_id": rec.trial_id, "run_id": self.run_ids.get(rec.trial_id),
+            "kind": rec.kind, "step": rec.step, "keys": sorted(map(str, keys)),
+            "points": len(rec.metrics),
+            "error": describe(err) if isinstance(err, BaseException) else err,
+            "http_status": http_status(err) if isinstance(err, BaseException) else None})
 
     def _write_lifecycle(self, rec: Record) -> None:
         run_id = self.run_ids.get(rec.trial_id)
@@ -234,24 +272,23 @@ class RunWriter:
                 )
                 run_id = self.run_ids[rec.trial_id] = run.info.run_id
                 self.last_step.setdefault(rec.trial_id, -1)
+                self._params_due.add(rec.trial_id)
+            elif rec.trial_id not in self._params_due:  # a resumed or retried trial
+                self.client.update_run(run_id, status="RUNNING")
+            if rec.trial_id in self._params_due:  # also after a failure past create_run
                 params = [Param(k, _param_value(v)) for k, v in rec.params.items()]
                 for i in range(0, len(params), 100):
                     self.client.log_batch(run_id, params=params[i:i + 100], synchronous=True)
-            else:  # a resumed or retried trial continues its run
-                self.client.update_run(run_id, status="RUNNING")
-        elif rec.kind == "tags" and run_id is not None:
+                self._params_due.discard(rec.trial_id)
+        elif rec.kind == "tags" or (rec.kind == "end" and rec.tags):
             self.client.log_batch(
                 run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in rec.tags.items()],
                 synchronous=True,
             )
-        elif rec.kind == "end" and run_id is not None:
-            if rec.tags:
-                self.client.log_batch(
-                    run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in rec.tags.items()],
-                    synchronous=True,
-                )
+        if rec.kind == "end":
             self.client.set_terminated(run_id, rec.status, end_time=rec.timestamp)
             self.run_status[rec.trial_id] = rec.status
+        rec.done = True
 
 
 def _param_value(value: Any) -> str:
