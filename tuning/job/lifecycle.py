@@ -83,6 +83,8 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True,
                      tune_path=tune_experiment_path(spec.storage.path, experiment_dir))
     state.write(experiment_dir)
     tracker, callbacks = driver_callbacks(spec, uri, experiment_id, parent_run_id, progress)
+    if tracker is not None:  # refused records are listed there, for `tuning sync`
+        tracker.job_dir = str(experiment_dir)
     if spec.search.algorithm == "two_stage":
         tuner: Any = TwoStageTuner(spec, data, experiment_dir, callbacks)
     else:
@@ -123,6 +125,8 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     tuner = tune.Tuner.restore(state.tune_path, trainable=trainable_with_data(spec, data),
                                resume_unfinished=True, resume_errored=False)
     tracker = _restored_tracker(tuner, uri)
+    if tracker is not None:
+        tracker.job_dir = str(experiment_dir)
     return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, state, resumed=True)
 
 

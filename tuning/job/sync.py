@@ -144,7 +144,7 @@ def sync_job(experiment_dir: Path, tracking_uri: str | None = None,
         state.write(experiment_dir)
     finished = state.status == FINISHED
     assert state.experiment_id is not None  # set with the parent run
-    writer = RunWriter(uri, state.experiment_id, state.parent_run_id)
+    writer = RunWriter(uri, state.experiment_id, state.parent_run_id, job_dir=experiment_dir)
     report = sync_trials(writer, read_trials(experiment_dir), spec.name, finished,
                          known_trial_ids)
     if finished:

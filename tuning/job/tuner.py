@@ -102,6 +102,9 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
         num_samples = 1
     # Stage 2 of a two-stage job (observations given) refines: no baseline there.
     baseline = baseline_point(spec, data) if observations is None else None
+    for callback in callbacks:  # the tracker tags the baseline trial's child run
+        if isinstance(callback, MlflowTrackingCallback):
+            callback.baseline = baseline
     if observations is None and spec.search.warm_start is not None:
         observations = load_observations(spec)
     scheduler = build_scheduler(spec)

@@ -7,7 +7,9 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tuning.search.baseline import is_baseline
 from tuning.tracking.tags import (
+    BASELINE_TAG,
     ERROR_TAG,
     FAILED,
     FINISHED,
@@ -45,6 +47,8 @@ class MlflowTrackingCallback(Callback):
         self.job_name = job_name
         self.extra_tags = extra_tags or {}
         self.job_dir = job_dir
+        # The baseline trial's config (set by tuning.job.tuner); its child run is tagged.
+        self.baseline: dict[str, Any] | None = None
         self.writer: RunWriter | None = None
         self.driver_seconds = 0.0
         self.results_seen = 0
@@ -74,6 +78,9 @@ class MlflowTrackingCallback(Callback):
         t0 = time.perf_counter()
         tags = {RUN_NAME_TAG: f"{self.job_name}-{trial.trial_id}", JOB_TAG: self.job_name,
                 **self.extra_tags}
+        # getattr: a callback pickled before baselines existed has no such attribute.
+        if is_baseline(dict(trial.config), getattr(self, "baseline", None)):
+            tags[BASELINE_TAG] = "true"
         self._submit(Record("start", trial.trial_id, params=dict(trial.config), tags=tags,
                             timestamp=_now_ms()))
         self.driver_seconds += time.perf_counter() - t0

@@ -29,6 +29,7 @@ LEAK_TAG_PREFIX = "tuning.leak."  # + column: "<kind>: <detail>" per leak / id f
 # Ours: the child runs
 JOB_TAG = "tuning.job"
 STAGE_TAG = "tuning.stage"  # 1 or 2 in a two-stage job
+BASELINE_TAG = "tuning.baseline"  # on the child run of the baseline trial (library defaults)
 STOPPED_EARLY_TAG = "tuning.stopped_early"
 STOPPED_AT_TAG = "tuning.stopped_at_round"
 RESTORED_FROM_TAG = "tuning.restored_from_round"

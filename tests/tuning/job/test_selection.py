@@ -76,7 +76,12 @@ def test_baseline_trial_is_first_and_compared_on_the_test_rows(ray_session, tmp_
     low, high = base["interval"]
     assert low <= base["aucpr_minus_baseline"] <= high
     assert base["aucpr_minus_baseline"] == pytest.approx(base["aucpr"] - base["baseline_aucpr"])
-    parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
+    client = MlflowClient(result.tracking_uri)
+    tagged = [r.data.tags[TRIAL_TAG] for r in client.search_runs(
+        [result.experiment_id], f"tags.`{PARENT_TAG}` = '{result.parent_run_id}'")
+        if r.data.tags.get("tuning.baseline") == "true"]
+    assert tagged == [first["trial_id"]], "its child run is tagged as the baseline"
+    parent = client.get_run(result.parent_run_id)
     for key in ("test_baseline_aucpr", "test_aucpr_minus_baseline",
                 "test_aucpr_minus_baseline_ci_low", "test_aucpr_minus_baseline_ci_high"):
         assert key in parent.data.metrics, key
