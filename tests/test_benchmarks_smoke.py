@@ -65,3 +65,22 @@ def test_compare_runs_a_method_in_a_subprocess_and_writes_results(tmp_path):
     assert run["time_to_target_s"] is not None  # the only method reaches its own best
     assert saved["raw"][0]["timeline"]
     assert "| optuna | 1 |" in (tmp_path / "compare.md").read_text()
+
+
+@pytest.mark.slow
+def test_quality_quick_compares_the_three_methods_on_the_same_rows(tmp_path, ray_session, capsys):
+    # One split of the claims file with a tiny budget: the harness, not the figures, is tested.
+    pytest.importorskip("optuna")
+    from benchmarks.quality import METHODS
+    from benchmarks.quality import main as quality_main
+
+    assert quality_main(["--quick", "--splits", "1", "--trials", "3", "--rounds", "30",
+                         "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "quality.md").read_text()
+    assert all(f"| {method} |" in table for method in METHODS)
+    runs = json.loads((tmp_path / "quality.json").read_text())["runs"]
+    assert {r["method"] for r in runs} == set(METHODS)
+    assert all(0 < r["test_aucpr"] <= 1 and r["data"] == "claims" for r in runs)
+    (project,) = [r for r in runs if r["method"] == "this project"]
+    assert project["minus_baseline"] is not None and project["cv_folds"] == 5
+    assert "| claims |" in capsys.readouterr().out
