@@ -11,12 +11,12 @@ from pydantic import Field, field_validator, model_validator
 from trainables.registry import TRAINABLES, check_params, default_space
 from tuning.search.params import ChoiceParam, Constant, ParamSpec
 from tuning.search.registry import check_pairing, check_search, scheduler_for
+from tuning.spec.evaluation import EvaluationSpec
 from tuning.spec.format import validated
 from tuning.spec.sections import (
     DEFAULT_TRACKING_URI,
     BudgetSpec,
     DataSpec,
-    EvaluationSpec,
     ObjectiveSpec,
     ResourcesSpec,
     SchedulerSpec,
