@@ -11,18 +11,37 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
 
-@pytest.fixture(scope="session")
-def session_events_dir(tmp_path_factory):
-    """The event folder (trainables.events) of the shared Ray's workers.
+def pytest_configure(config):
+    """Give the whole session one event folder (trainables.events), before anything runs.
 
-    Set before ``ray.init`` so every worker process inherits it; a test that holds
-    trials there uses the ``job_events`` fixture, which clears it afterwards.
+    Set in the environment at start, so every Ray worker inherits it, whichever test
+    starts Ray first; a test that holds trials there uses ``job_events``.
     """
+    import tempfile
+
     from trainables.events import EVENTS_ENV
 
-    folder = tmp_path_factory.mktemp("events")
-    os.environ[EVENTS_ENV] = str(folder)
-    return folder
+    if EVENTS_ENV not in os.environ:
+        os.environ[EVENTS_ENV] = tempfile.mkdtemp(prefix="tuning-test-events-")
+        config._tuning_events_dir = os.environ[EVENTS_ENV]
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    folder = getattr(config, "_tuning_events_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_events_dir():
+    """The session's event folder (see :func:`pytest_configure`)."""
+    from pathlib import Path
+
+    from trainables.events import EVENTS_ENV
+
+    return Path(os.environ[EVENTS_ENV])
 
 
 @pytest.fixture
