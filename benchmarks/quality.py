@@ -45,8 +45,10 @@ QUICK = {"trials": 8, "splits": 2}
 
 
 # --------------------------------------------------------------- the spec
-def default_spec(ds: QualityData, seed: int, trials: int, rounds: int, work: Path) -> Any:
-    """The user's minimal spec; only tracking/storage go to the temp folder."""
+def default_spec(ds: QualityData, seed: int, trials: int, rounds: int, work: Path,
+                 cv: int | None = None) -> Any:
+    """The user's minimal spec; only tracking/storage go to the temp folder (and, to
+    measure what cross-validation buys, ``evaluation.cv`` when ``cv`` is given)."""
     from tuning import parse_spec
 
     raw: dict[str, Any] = {
@@ -58,6 +60,8 @@ def default_spec(ds: QualityData, seed: int, trials: int, rounds: int, work: Pat
     }
     if rounds != 300:  # the default round budget; only smoke tests shrink it
         raw["training"] = {"num_boost_round": rounds}
+    if cv is not None:
+        raw["evaluation"] = {"cv": cv}
     return parse_spec(raw, source=f"quality:{ds.name}")
 
 
@@ -206,7 +210,7 @@ def run_split(ds: QualityData, seed: int, args: argparse.Namespace, work: Path) 
     from trainables.data import load_dataset
     from tuning.job.tuner import train_settings
 
-    spec = default_spec(ds, seed, args.trials, args.rounds, work)
+    spec = default_spec(ds, seed, args.trials, args.rounds, work, getattr(args, "cv", None))
     data = load_dataset(**spec.dataset_kwargs())
     settings = train_settings(spec, data)
     summary = data.summary()
@@ -216,9 +220,10 @@ def run_split(ds: QualityData, seed: int, args: argparse.Namespace, work: Path) 
               "test_positives": summary["test_positives"], "features": summary["n_features"],
               "categorical": summary["n_categorical"]}
     out = []
-    for method, call in ((METHODS[0], lambda: run_defaults(data, settings, args.cores)),
-                         (METHODS[1], lambda: run_optuna(data, settings, args.trials, seed, args.cores)),
-                         (METHODS[2], lambda: run_project(spec))):
+    calls = ((METHODS[0], lambda: run_defaults(data, settings, args.cores)),
+             (METHODS[1], lambda: run_optuna(data, settings, args.trials, seed, args.cores)),
+             (METHODS[2], lambda: run_project(spec)))
+    for method, call in calls[2:] if getattr(args, "project_only", False) else calls:
         _log(f"{ds.name} split {seed}: {method} ...")
         record = {**common, "method": method, **call()}
         _log(f"{ds.name} split {seed}: {method} test AUC-PR {record['test_aucpr']:.4f} "
@@ -256,7 +261,7 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
             if not got:
                 continue
             scores = [r["test_aucpr"] for r in got]
-            delta = ("–" if method == METHODS[0] else
+            delta = ("–" if method == METHODS[0] or not defaults else
                      _mean_sd([r["test_aucpr"] - defaults[r["seed"]] for r in got if r["seed"] in defaults],
                               "{:+.4f}"))
             lines.append("| " + " | ".join([
@@ -287,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=300, help="round budget (project default 300)")
     parser.add_argument("--rows", type=int, default=15_000, help="rows of each synthetic file")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--cv", type=int, default=None,
+                        help="force evaluation.cv for this project's job (default: auto)")
+    parser.add_argument("--project-only", action="store_true",
+                        help="run only this project's job (with --cv: what CV buys)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.quick:
