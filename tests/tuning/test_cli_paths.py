@@ -118,19 +118,27 @@ def test_offline_job_logs_nothing_until_sync(tmp_path):
 
 @pytest.mark.slow
 def test_time_budget_ends_the_job_and_says_so(tmp_path):
-    # Two trials run to the end; every later one is held at round 30, so the budget
-    # runs out with the job unfinished, however fast the machine.
-    spec = {**SMALL, "budget": {"num_samples": 20, "max_concurrent": 2, "time_budget_s": 4}}
+    # Two trials may run to the end; every later one is held at round 30, so only the
+    # budget can end this job, however fast the machine. How many trials Ray starts
+    # before the budget runs out depends on the machine (none, on a loaded one), so
+    # the checks hold for any number: the stop, its reason, and every trial Tune
+    # started logged in MLflow point for point.
+    spec = {**SMALL, "budget": {"num_samples": 20, "max_concurrent": 2, "time_budget_s": 8}}
     spec_file, uri, env = _setup(tmp_path, spec, hold={"pass": 2, "when": {"round": 30}})
     done = _tuning(["run", str(spec_file), "-q", "--no-report"], tmp_path, env)
     assert done.returncode == 0, done.stderr[-3000:]
     job = _job_dir(tmp_path)
     state = json.loads((job / "tuning_state.json").read_text())
     assert state["status"] == "FINISHED"
-    parent = MlflowClient(uri).get_run(state["parent_run_id"])
+    client = MlflowClient(uri)
+    parent = client.get_run(state["parent_run_id"])
     assert parent.data.tags["tuning.stop_reason"] == "time budget"
-    trials = child_runs(MlflowClient(uri), state["experiment_id"], state["parent_run_id"])
-    assert 1 <= len(trials) < 20
+    trials = child_runs(client, state["experiment_id"], state["parent_run_id"])
+    assert len(trials) < 20
+    started = {p.name for p in job.glob("*/") if (p / "params.json").exists()}
+    assert len(trials) == len(started), (len(trials), sorted(started))
+    counts = compare(tune_points(job), mlflow_points(client, trials))
+    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, counts
 
 
 def test_list_shows_every_registry_name(tmp_path):
