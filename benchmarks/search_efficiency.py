@@ -1,10 +1,10 @@
 """Search efficiency: which searcher/scheduler reaches a good model soonest?
 
 Same data, space and trial budget for every method, several seeds each:
-random+FIFO (the baseline), random+ASHA, TPE+ASHA, GP (FIFO), BOHB (HyperBandForBOHB)
-and the two-stage job (random, then TPE on narrowed ranges, ASHA). Each job is a
-real ``tuning.run_job`` with MLflow tracking; a trial's finish time is its child
-run's end time relative to the parent's start.
+random+FIFO (the baseline), random+ASHA, TPE+ASHA, GP (FIFO), Optuna's TPE, CMA-ES
+and NSGA-II with ASHA, and the two-stage job (random, then TPE on narrowed ranges,
+ASHA). Each job is a real ``tuning.run_job`` with MLflow tracking; a trial's finish
+time is its child run's end time relative to the parent's start.
 
 Outputs (under ``--out``):
 - ``search_efficiency.png``: best-so-far validation AUC-PR against wall time, one
@@ -41,7 +41,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "random+asha": {"search": {"algorithm": "random"}, "scheduler": ASHA},
     "tpe+asha": {"search": {"algorithm": "tpe"}, "scheduler": ASHA},
     "gp": {"search": {"algorithm": "gp"}, "scheduler": {"type": "fifo"}},
-    "bohb": {"search": {"algorithm": "bohb"}, "scheduler": {"reduction_factor": 3}},
+    "optuna_tpe+asha": {"search": {"algorithm": "optuna_tpe"}, "scheduler": ASHA},
+    "cmaes+asha": {"search": {"algorithm": "cmaes"}, "scheduler": ASHA},
+    "nsga2+asha": {"search": {"algorithm": "nsga2"}, "scheduler": ASHA},
     "two_stage": {"search": {"algorithm": "two_stage", "refine_with": "tpe"}, "scheduler": ASHA},
 }
 BASELINE = "random+fifo"

@@ -1,6 +1,6 @@
-"""Run a two-stage job (``search.algorithm: two_stage``): stage 1 random over the
-full space, stage 2 ``search.refine_with`` on the ranges :mod:`tuning.search.two_stage`
-narrows, warm-started with every stage-1 result.
+"""Run a two-stage job (``search.algorithm: two_stage``): stage 1 ``search.stage1_with``
+(random, or qmc) over the full space, stage 2 ``search.refine_with`` on the ranges
+:mod:`tuning.search.two_stage` narrows, warm-started with every stage-1 result.
 
 Both stages run under the job's one MLflow parent run and in the job's one folder;
 each child run carries tag ``tuning.stage`` (1 or 2), and the narrowed ranges are
@@ -66,7 +66,7 @@ class TwoStageTuner:
 
     def fit(self) -> CombinedResults:
         started = time.monotonic()
-        stage1 = self.spec.with_overrides(**{"search.algorithm": "random",
+        stage1 = self.spec.with_overrides(**{"search.algorithm": self.spec.search.stage1_with,
                                              "budget.num_samples": self.n1})
         self._tag_stage(1)
         grids = [build_tuner(stage1, self.data, self.experiment_dir, self.callbacks,
@@ -121,6 +121,7 @@ class TwoStageTuner:
 
     def _log_ranges(self, stage2: Spec) -> None:
         report = {"stage1_samples": self.n1, "stage2_samples": stage2.budget.num_samples,
+                  "stage1_with": self.spec.search.stage1_with,
                   "refine_with": self.spec.search.refine_with,
                   "top_fraction": self.spec.search.top_fraction,
                   "margin": self.spec.search.margin, "ranges": self.ranges}

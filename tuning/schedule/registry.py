@@ -2,8 +2,9 @@
 
 :data:`SCHEDULERS` is the single list of scheduler names (the spec, ``tuning list``,
 the SageMaker translation and the contract tests read it); each builder imports
-Ray inside. A scheduler that only works with one searcher (bohb) is paired in the
-searcher registry (:func:`tuning.search.registry.searcher_for`).
+Ray inside. A scheduler that only works with one searcher would be paired in the
+searcher registry (:func:`tuning.search.registry.searcher_for`); none does since
+``bohb`` went (issue #15).
 
 Time is counted in reports (``training_iteration``); one report is
 ``training.report_every`` boosting rounds.
@@ -61,23 +62,18 @@ def _median(spec: Spec) -> Any:
     )
 
 
-def _bohb(spec: Spec) -> Any:
-    from ray.tune.schedulers import HyperBandForBOHB  # heavy: ray
-
-    return HyperBandForBOHB(
-        time_attr=TIME_ATTR, max_t=spec.max_t, reduction_factor=spec.scheduler.reduction_factor
-    )
-
-
 SCHEDULERS: dict[str, SchedulerEntry] = {
     "asha": SchedulerEntry(_asha, "asynchronous successive halving (default)"),
     "hyperband": SchedulerEntry(_hyperband, "synchronous Hyperband"),
     "fifo": SchedulerEntry(_fifo, "no early stopping: every trial runs all rounds"),
     "median": SchedulerEntry(_median, "stop a trial below the median of the others at the "
                              "same report (after grace_period, min_samples_required)"),
-    "bohb": SchedulerEntry(_bohb, "Hyperband for BOHB; only with search.algorithm 'bohb' "
-                           "(chosen automatically for it)"),
 }
+# Names that were schedulers once: a spec naming one gets this line instead of "unknown".
+REMOVED: dict[str, str] = {
+    "bohb": "'bohb' was removed with search.algorithm 'bohb' (issue #15); use asha or hyperband",
+}
+
 
 def build_scheduler(spec: Spec) -> Any:
     """Build the trial scheduler named by ``spec.scheduler.type``."""

@@ -25,10 +25,11 @@ class SearcherEntry:
     description: str
     learns: bool = True  # models earlier results, so a warm start can inform it
     refines: bool = False  # may run stage 2 of a two-stage job (search.refine_with)
-    # The scheduler this searcher needs (and that needs it). BOHB's scheduler calls
-    # searcher.on_pause/on_unpause, which only TuneBOHB has, and TuneBOHB learns only
-    # from the Hyperband budgets that scheduler puts in each result.
+    first_stage: bool = False  # may run stage 1 of a two-stage job (search.stage1_with)
+    # The scheduler this searcher needs (and that needs it); none does since bohb went.
     scheduler: str | None = None
+    # Why this searcher cannot search this spec (its space, its budget), or None.
+    check: Callable[[Spec], str | None] | None = None
 
 
 def _basic(spec: Spec, points: Points) -> Any:
@@ -58,10 +59,22 @@ def _gp(spec: Spec, points: Points) -> Any:
                     seed=spec.search.seed, points_to_evaluate=points)
 
 
-def _bohb(spec: Spec, points: Points) -> Any:
-    from ray.tune.search.bohb import TuneBOHB  # heavy: ray, hpbandster
+def _optuna(spec: Spec, points: Points) -> Any:
+    # Ray's OptunaSearch with the sampler the spec names; imported here (Ray, Optuna).
+    from tuning.search.optuna_samplers import build_optuna
 
-    return TuneBOHB(points_to_evaluate=points or None, seed=spec.search.seed)
+    return build_optuna(spec, points)
+
+
+def _numeric_only(spec: Spec) -> str | None:
+    # CMA-ES models a continuous space; Optuna would sample choices at random behind
+    # its back. Said before Ray starts.
+    choices = [n for n, p in spec.search_space.items()
+               if getattr(p, "type", None) in ("choice", "grid")]
+    if choices:
+        return (f"search.algorithm 'cmaes' searches numeric ranges only; search_space has "
+                f"choices: {', '.join(choices)} (make them constants, or use optuna_tpe)")
+    return None
 
 
 def _two_stage(spec: Spec, points: Points) -> Any:
@@ -71,17 +84,33 @@ def _two_stage(spec: Spec, points: Points) -> Any:
 SEARCHERS: dict[str, SearcherEntry] = {
     "tpe": SearcherEntry(_tpe, "HyperOpt Tree-structured Parzen Estimator (default)",
                          refines=True),
-    "random": SearcherEntry(_basic, "random sampling of the space", learns=False),
+    "random": SearcherEntry(_basic, "random sampling of the space", learns=False,
+                            first_stage=True),
     "grid": SearcherEntry(_basic, "every combination; numeric ranges take search.grid_points "
                           "values", learns=False),
     "gp": SearcherEntry(_gp, "Gaussian-process Bayesian optimisation (expected improvement; "
                         "ints and choices mapped to cells of [0, 1])", refines=True),
-    "bohb": SearcherEntry(_bohb, "BOHB: TPE-like model over Hyperband budgets; pairs with "
-                          "scheduler 'bohb'", scheduler="bohb"),
-    "two_stage": SearcherEntry(_two_stage, "random over the full space, then search.refine_with "
-                               "on ranges narrowed to the top trials", learns=False),
+    "optuna_tpe": SearcherEntry(_optuna, "Optuna's multivariate TPE over parameter groups "
+                                "(search.n_initial_points random first)", refines=True),
+    "cmaes": SearcherEntry(_optuna, "Optuna's CMA-ES; numeric ranges only (no choices)",
+                           refines=True, check=_numeric_only),
+    "qmc": SearcherEntry(_optuna, "scrambled Sobol sequence (quasi-random, space-filling); "
+                         "also a first stage of two_stage", learns=False, first_stage=True),
+    "nsga2": SearcherEntry(_optuna, "Optuna's NSGA-II genetic search; population a fifth of "
+                           "budget.num_samples (4 to 50)"),
+    "two_stage": SearcherEntry(_two_stage, "search.stage1_with (random) over the full space, then "
+                               "search.refine_with on ranges narrowed to the top trials",
+                               learns=False),
 }
 REFINERS: tuple[str, ...] = tuple(n for n, e in SEARCHERS.items() if e.refines)
+FIRST_STAGES: tuple[str, ...] = tuple(n for n, e in SEARCHERS.items() if e.first_stage)
+
+# Names that were searchers once: a spec naming one gets this line instead of "unknown".
+REMOVED: dict[str, str] = {
+    "bohb": ("'bohb' was removed (hpbandster is unmaintained and its netifaces dependency "
+             "needs a C compiler to install); use optuna_tpe or tpe with scheduler.type asha "
+             "for model-based search with early stopping"),
+}
 
 
 def scheduler_for(algorithm: str | None) -> str | None:
@@ -116,6 +145,10 @@ def check_search(spec: Spec) -> str | None:
         learners = ", ".join(n for n, e in SEARCHERS.items() if e.learns)
         return (f"search.warm_start needs a searcher that learns from results ({learners}), "
                 f"got {search.algorithm!r}")
+    if entry.check is not None:
+        problem = entry.check(spec)
+        if problem:
+            return problem
     if search.algorithm == "two_stage":
         first = stage1_samples(spec)
         if first >= spec.budget.num_samples:

@@ -1,11 +1,13 @@
 """The search side of the two-stage job (``search.algorithm: two_stage``): the narrowing.
 
-Stage 1 samples ``search.stage1_samples`` configurations at random over the full
-space. Stage 2 narrows every numeric range to the span of stage 1's top
+Stage 1 samples ``search.stage1_samples`` configurations over the full space with
+``search.stage1_with``: ``random`` (the default) or ``qmc`` (a scrambled Sobol
+sequence, which covers the space more evenly for the same number of trials).
+Stage 2 narrows every numeric range to the span of stage 1's top
 ``search.top_fraction`` trials, widened on each side by ``search.margin`` of the
 original range and clipped to it (on the log scale for log parameters; choices
-keep all their values), and runs ``search.refine_with`` (tpe or gp) there for the
-rest of the budget, warm-started with ALL stage-1 results. Stage-1 points outside
+keep all their values), and runs ``search.refine_with`` (a refiner of the
+registry: tpe, gp, optuna_tpe, cmaes) there for the rest of the budget, warm-started with ALL stage-1 results. Stage-1 points outside
 the narrowed box are projected onto its edge, so the model still learns that the
 region beyond that edge scored as they did.
 

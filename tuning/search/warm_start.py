@@ -6,11 +6,11 @@ read by :func:`tuning.tracking.store.load_observations`), and
 stage 1 of a two-stage job (:mod:`tuning.job.two_stage`).
 
 Ray's searchers have no common way to take (configuration, score) pairs:
-``HyperOptSearch`` and ``TuneBOHB`` accept ``points_to_evaluate`` but no
-``evaluated_rewards``. :class:`Prefilled` therefore replays each earlier result
-through the searcher's own loop: the points are queued first in
-``points_to_evaluate``; once Tune has configured the searcher, each is suggested
-under a made-up trial id and completed at once with its known score. The searcher
+``HyperOptSearch`` accepts ``points_to_evaluate`` but no ``evaluated_rewards``.
+:class:`Prefilled` therefore replays each earlier result through the searcher's own
+loop: the points are queued first in ``points_to_evaluate``; once Tune has
+configured the searcher, each is suggested under a made-up trial id and completed
+at once with its known score. The searcher
 updates its model exactly as if the trial had run here, and the first trial Tune
 starts gets the first new suggestion.
 """
@@ -68,9 +68,8 @@ class Prefilled(Searcher):
             suggested = self.searcher.suggest(trial_id)
             if not isinstance(suggested, dict):  # FINISHED or a refusal: nothing to feed
                 break
-            # BOHB learns from results that carry a Hyperband budget; the rest read the metric.
-            result = {self._metric: obs.value, "training_iteration": self.max_t,
-                      "hyperband_info": {"budget": self.max_t}}
+            # As a trial that ran all its reports (OptunaSearch reads training_iteration).
+            result = {self._metric: obs.value, "training_iteration": self.max_t}
             self.searcher.on_trial_result(trial_id, result)
             self.searcher.on_trial_complete(trial_id, result=result)
             self.replayed += 1
@@ -90,7 +89,7 @@ class Prefilled(Searcher):
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         return self.searcher.set_max_concurrency(max_concurrent)
 
-    def on_pause(self, trial_id: str) -> None:  # HyperBandForBOHB calls these
+    def on_pause(self, trial_id: str) -> None:  # pausing schedulers call these
         self.searcher.on_pause(trial_id)
 
     def on_unpause(self, trial_id: str) -> None:

@@ -70,7 +70,7 @@ class Spec(Section):
     @model_validator(mode="before")
     @classmethod
     def _pair_scheduler(cls, values: Any) -> Any:
-        # A searcher that needs its own scheduler (bohb) gets it unless one is named.
+        # A searcher that needs its own scheduler gets it unless one is named.
         if isinstance(values, dict) and isinstance(values.get("search"), dict):
             scheduler = values.get("scheduler") or {}
             paired = scheduler_for(values["search"].get("algorithm"))

@@ -17,9 +17,10 @@ from trainables.data import FORMATS, LEAK_ACTIONS, SOURCES, SPLITS
 from trainables.objectives import OBJECTIVES
 from trainables.preprocess import NA_VALUES
 from trainables.settings import DEFAULT_EARLY_STOPPING_REPORTS
+from tuning.schedule.registry import REMOVED as REMOVED_SCHEDULERS
 from tuning.schedule.registry import SCHEDULERS
 from tuning.search.params import PARAM_ADAPTER, PARAM_TYPES
-from tuning.search.registry import REFINERS, SEARCHERS
+from tuning.search.registry import FIRST_STAGES, REFINERS, REMOVED, SEARCHERS
 from tuning.spec.format import describe, nested
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -215,8 +216,9 @@ class SearchSpec(Section):
     baseline: bool = Field(True, description="the first trial is the trainable's library "
                            "defaults (XGBoost's), clipped to the search space")
     warm_start: WarmStartSpec | None = None
-    # two_stage: random over the full space, then refine_with on narrowed ranges.
+    # two_stage: stage1_with over the full space, then refine_with on narrowed ranges.
     stage1_samples: int | None = Field(None, ge=2, description="default: half the budget")
+    stage1_with: str = Field("random", description="random or qmc (Sobol)")
     refine_with: str = "tpe"
     top_fraction: float = Field(0.2, gt=0, le=1)
     margin: float = Field(0.1, ge=0, le=1, description="widening on each side of a narrowed "
@@ -225,7 +227,14 @@ class SearchSpec(Section):
     @field_validator("algorithm")
     @classmethod
     def _known(cls, value: str) -> str:
+        if value in REMOVED:
+            raise ValueError(REMOVED[value])
         return known(value, SEARCHERS, "search algorithm")
+
+    @field_validator("stage1_with")
+    @classmethod
+    def _first_stage(cls, value: str) -> str:
+        return known(value, FIRST_STAGES, "first-stage searcher")
 
     @field_validator("refine_with")
     @classmethod
@@ -248,6 +257,8 @@ class SchedulerSpec(Section):
     @field_validator("type")
     @classmethod
     def _known(cls, value: str) -> str:
+        if value in REMOVED_SCHEDULERS:
+            raise ValueError(REMOVED_SCHEDULERS[value])
         return known(value, SCHEDULERS, "scheduler")
 
 

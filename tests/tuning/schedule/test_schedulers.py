@@ -21,23 +21,11 @@ def spec_dict(scheduler: dict | None, algorithm: str = "tpe", **extra) -> dict:
     return spec
 
 
-def test_bohb_gets_its_scheduler_automatically():
-    spec = parse_spec(spec_dict(None, "bohb"))
-    assert spec.scheduler.type == "bohb"
-    spec = parse_spec(spec_dict({"grace_period": 1}, "bohb"))
-    assert spec.scheduler.type == "bohb"
-    assert type(build_scheduler(spec)).__name__ == "HyperBandForBOHB"
-
-
-def test_bohb_with_another_scheduler_is_a_clear_error():
-    with pytest.raises(SpecError, match="search.algorithm 'bohb' needs scheduler.type 'bohb', "
-                                        "got 'asha'"):
-        parse_spec(spec_dict({"type": "asha"}, "bohb"))
-
-
-def test_bohb_scheduler_without_bohb_searcher_is_an_error():
-    with pytest.raises(SpecError, match="scheduler.type 'bohb' only works with search.algorithm "
-                                        "'bohb', got 'tpe'"):
+def test_bohb_scheduler_is_gone_with_a_line_that_says_what_to_use():
+    # It only ran with search.algorithm 'bohb' (hpbandster), removed in issue #15.
+    assert "bohb" not in SCHEDULERS
+    with pytest.raises(SpecError, match="scheduler.type: 'bohb' was removed .* use asha or "
+                                        "hyperband"):
         parse_spec(spec_dict({"type": "bohb"}, "tpe"))
 
 

@@ -1,7 +1,9 @@
-"""Searchers: the registry contract (every entry runs a tiny job), the GP's encoding."""
+"""Searchers: the registry contract (every entry runs a tiny job, learners warm-started,
+every searcher's state through Tune's save and restore), the GP's encoding, Optuna's samplers."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -25,7 +27,9 @@ def tiny(uri: str, tmp_path, algorithm: str, **sections) -> dict:
     spec = {
         "name": f"contract-{algorithm}".replace("_", "-"),
         "data": {"rows": 5000, "fraud_rate": 0.02, "seed": 0},
-        "search_space": SPACE,
+        # CMA-ES takes numeric ranges only.
+        "search_space": ({k: v for k, v in SPACE.items() if k != "grow_policy"}
+                         if algorithm == "cmaes" else SPACE),
         "search": {"algorithm": algorithm, "seed": 0, "n_initial_points": 2},
         "training": {"num_boost_round": 20, "report_every": 10},
         "evaluation": {"cv": 1},  # CV is not this test's subject
@@ -115,18 +119,166 @@ def test_every_searcher_builds(tmp_path):
 
 
 def test_unknown_searcher_lists_valid_ones():
-    with pytest.raises(SpecError, match="valid: tpe, random, grid, gp, bohb, two_stage"):
-        parse_spec({"name": "x", "search_space": SPACE, "search": {"algorithm": "cmaes"}})
+    with pytest.raises(SpecError, match="valid: tpe, random, grid, gp, optuna_tpe, cmaes, qmc, "
+                                        "nsga2, two_stage"):
+        parse_spec({"name": "x", "search_space": SPACE, "search": {"algorithm": "annealing"}})
+
+
+def test_bohb_is_gone_with_a_line_that_says_what_to_use():
+    for section in ({"search": {"algorithm": "bohb"}}, {"scheduler": {"type": "bohb"}}):
+        with pytest.raises(SpecError) as err:
+            parse_spec({"name": "x", "search_space": SPACE, **section})
+        assert "'bohb' was removed" in str(err.value)
+        assert ("use optuna_tpe or tpe with scheduler.type asha" in str(err.value)
+                or "use asha or hyperband" in str(err.value))
+    assert "bohb" not in SEARCHERS
+
+
+# ------------------------------------------------------------- optuna samplers
+def test_cmaes_refuses_choices_at_validation_naming_them():
+    with pytest.raises(SpecError, match="'cmaes' searches numeric ranges only; search_space has "
+                                        "choices: grow_policy, booster"):
+        parse_spec({"name": "x", "search": {"algorithm": "cmaes"}, "search_space": {
+            **SPACE, "booster": {"type": "choice", "values": ["gbtree", "dart"]}}})
+    numeric = {k: v for k, v in SPACE.items() if k != "grow_policy"}
+    assert parse_spec({"name": "x", "search": {"algorithm": "cmaes"},
+                       "search_space": {**numeric, "grow_policy": "lossguide"}})
+
+
+def _drive(searcher, spec, n: int, start: int = 0) -> list[dict]:
+    """Suggest and complete ``n`` trials; the score peaks at eta 0.1."""
+    configs = []
+    for i in range(start, start + n):
+        config = searcher.suggest(f"t{i}")
+        searcher.on_trial_result(f"t{i}", {"val_aucpr": 0.1, "training_iteration": 1})
+        searcher.on_trial_complete(f"t{i}", {"val_aucpr": -abs(math.log(config["eta"] / 0.1)),
+                                             "training_iteration": 2})
+        configs.append(config)
+    return configs
+
+
+def _optuna_spec(algorithm: str, seed: int = 0, num_samples: int = 40):
+    space = ({k: v for k, v in SPACE.items() if k != "grow_policy"}
+             if algorithm == "cmaes" else SPACE)
+    return parse_spec({"name": "x", "search_space": space, "budget": {"num_samples": num_samples},
+                       "search": {"algorithm": algorithm, "seed": seed, "n_initial_points": 3}})
+
+
+@pytest.mark.parametrize("algorithm", ["optuna_tpe", "cmaes", "qmc", "nsga2"])
+def test_optuna_samplers_honour_the_seed_and_the_space(algorithm):
+    from tuning.search.space import param_space
+
+    runs = {}
+    for seed in (0, 0, 1):
+        spec = _optuna_spec(algorithm, seed)
+        searcher = build_searcher(spec)
+        assert searcher.set_search_properties("val_aucpr", "max", param_space(spec))
+        runs.setdefault(seed, []).append(_drive(searcher, spec, 8))
+    assert runs[0][0] == runs[0][1]
+    assert runs[0][0] != runs[1][0]
+    for config in runs[0][0]:
+        for name, param in spec.search_space.items():
+            if name in config:
+                assert contains(param, config[name]), (name, config[name])
+
+
+def test_nsga2_population_comes_from_the_budget_so_40_trials_are_not_random_search():
+    from tuning.search.optuna_samplers import nsga2_population
+    from tuning.search.space import param_space
+
+    assert [nsga2_population(n) for n in (10, 40, 100, 1000)] == [4, 8, 20, 50]
+    spec = _optuna_spec("nsga2", num_samples=40)
+    searcher = build_searcher(spec)
+    searcher.set_search_properties("val_aucpr", "max", param_space(spec))
+    _drive(searcher, spec, 12)
+    key = "NSGAIISampler:generation"
+    generations = [t.system_attrs[key] for t in searcher._ot_study.trials]
+    # 8 random parents, then children of generation 1 bred from them.
+    assert generations[:8] == [0] * 8 and generations[8:] == [1] * 4
+
+
+def test_optuna_tpe_is_multivariate_and_grouped():
+    spec = _optuna_spec("optuna_tpe")
+    sampler = build_searcher(spec)._sampler
+    assert type(sampler).__name__ == "TPESampler"
+    assert sampler._multivariate is True and sampler._group is True
+    assert sampler._n_startup_trials == 3
+
+
+def test_qmc_can_run_stage_one_of_two_stage_and_random_stays_the_default():
+    spec = parse_spec({"name": "x", "search_space": SPACE,
+                       "search": {"algorithm": "two_stage"}})
+    assert spec.search.stage1_with == "random"
+    spec = parse_spec({"name": "x", "search_space": SPACE,
+                       "search": {"algorithm": "two_stage", "stage1_with": "qmc"}})
+    assert spec.search.stage1_with == "qmc"
+    with pytest.raises(SpecError, match="unknown first-stage searcher 'tpe'; valid: random, qmc"):
+        parse_spec({"name": "x", "search_space": SPACE,
+                    "search": {"algorithm": "two_stage", "stage1_with": "tpe"}})
+
+
+# ------------------------------------------------------------------ resume
+# Tune's own BasicVariantGenerator (random, grid) models nothing; two_stage is two jobs.
+STATEFUL = [n for n in SEARCHERS if n not in ("random", "grid", "two_stage")]
+
+
+@pytest.mark.parametrize("algorithm", STATEFUL)
+def test_contract_searcher_state_survives_tunes_save_and_restore(algorithm, tmp_path):
+    """What ``tuning resume`` relies on: the searcher Tune rebuilds and restores from the
+    experiment folder goes on exactly as the one that was saved (warm start included)."""
+    from tuning.search.space import param_space
+    from tuning.search.warm_start import Observation
+
+    spec = _optuna_spec(algorithm)
+    learns = SEARCHERS[algorithm].learns
+    earlier = [Observation({"eta": 0.05, "max_depth": 3, "subsample": 0.7,
+                            "grow_policy": "depthwise"}, -0.7)] if learns else None
+    if algorithm == "cmaes":
+        earlier = [Observation({k: v for k, v in o.config.items() if k != "grow_policy"},
+                               o.value) for o in earlier]
+
+    def fresh():
+        searcher = build_searcher(spec, earlier)
+        assert searcher.set_search_properties("val_aucpr", "max", param_space(spec))
+        return searcher
+
+    original = fresh()
+    _drive(original, spec, 4)  # past n_initial_points (3): the model is in charge
+    original.save_to_dir(str(tmp_path), session_str="s")
+    restored = fresh()
+    restored.restore_from_dir(str(tmp_path))
+    assert _drive(restored, spec, 2, start=4) == _drive(original, spec, 2, start=4)
 
 
 # ---------------------------------------------------------------- contract
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", list(SEARCHERS))
-def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, tracking_uri, tmp_path):
+def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, tracking_uri, tmp_path,
+                                                 request, caplog):
+    """Every searcher runs a tiny job; a learning one warm-started from the shared
+    finished tiny job (its space holds that job's: eta, max_depth, grow_policy)."""
     from tuning.job.lifecycle import run_job
 
-    spec = parse_spec(tiny(tracking_uri, tmp_path, algorithm))
-    result = run_job(spec, progress=False)
+    sections = {}
+    earlier = None
+    if SEARCHERS[algorithm].learns:
+        earlier = request.getfixturevalue("finished_tiny_job")
+        space = {k: v for k, v in SPACE.items() if k != "subsample"}
+        if algorithm == "cmaes":
+            space.pop("grow_policy")
+        sections = {"search_space": space, "search": {
+            "algorithm": algorithm, "seed": 0, "n_initial_points": 2,
+            "warm_start": {"run_id": earlier.parent_run_id, "tracking_uri": earlier.tracking_uri}}}
+    spec = parse_spec(tiny(tracking_uri, tmp_path, algorithm, **sections))
+    with caplog.at_level(logging.INFO, logger="tuning.search.warm_start"):
+        result = run_job(spec, progress=False)
+    if earlier is not None:  # every finished earlier trial went into the searcher, once
+        from tuning.tracking.observations import load_observations
+
+        stored = len(load_observations(spec))
+        assert stored >= 1
+        fed = [r.getMessage() for r in caplog.records if "warm start: fed" in r.getMessage()]
+        assert fed == [f"warm start: fed {stored} earlier results to the searcher"]
     expected = 2 if algorithm == "grid" else spec.budget.num_samples
     assert len(result.trials) == expected
     assert result.count("FAILED") == 0

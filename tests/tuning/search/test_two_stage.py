@@ -64,9 +64,9 @@ def test_example_validates():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("refine_with", ["tpe", "gp"])
+@pytest.mark.parametrize("stage1_with, refine_with", [("random", "tpe"), ("qmc", "gp")])
 def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
-        refine_with, ray_session, tracking_uri, tmp_path):
+        stage1_with, refine_with, ray_session, tracking_uri, tmp_path):
     from mlflow.tracking import MlflowClient
 
     from tuning.job.lifecycle import run_job
@@ -75,6 +75,7 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
         "name": "two-stage", "data": {"rows": 5000, "fraud_rate": 0.02, "seed": 0},
         "search_space": {k: v for k, v in SPACE.items() if k != "grow_policy"},
         "search": {"algorithm": "two_stage", "stage1_samples": 4, "refine_with": refine_with,
+                   "stage1_with": stage1_with,
                    "top_fraction": 0.5, "margin": 0.05, "seed": 0, "n_initial_points": 2},
         "scheduler": {"type": "fifo"},
         "training": {"num_boost_round": 20, "report_every": 10},
@@ -97,6 +98,7 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
     report = json.loads(open(client.download_artifacts(result.parent_run_id,
                                                        "two_stage.json")).read())
     assert report["refine_with"] == refine_with and report["stage1_samples"] == 4
+    assert report["stage1_with"] == stage1_with
     for name, r in report["ranges"].items():
         assert parent.data.params[f"stage2.{name}"] == f"[{r['low']!r}, {r['high']!r}]"
         for child in children:

@@ -19,8 +19,8 @@ OBS = [Observation({"eta": 0.05, "max_depth": 3, "grow_policy": "depthwise"}, 0.
        Observation({"eta": 0.1, "max_depth": 4, "grow_policy": "depthwise"}, 0.5)]
 
 
-def spec_of(algorithm: str, **extra):
-    return parse_spec({"name": "warm", "search_space": SPACE,
+def spec_of(algorithm: str, space: dict = SPACE, **extra):
+    return parse_spec({"name": "warm", "search_space": space,
                        "search": {"algorithm": algorithm, "seed": 0, "n_initial_points": 2},
                        "training": {"num_boost_round": 20, "report_every": 10}, **extra})
 
@@ -38,21 +38,28 @@ def test_mlflow_strings_become_typed_configs_and_outsiders_are_skipped(caplog):
     assert "eta=0.9 is outside the search space" in caplog.text
 
 
-@pytest.mark.parametrize("algorithm", ["tpe", "gp", "bohb"])
+@pytest.mark.parametrize("algorithm", ["tpe", "gp", "optuna_tpe", "cmaes", "nsga2"])
 def test_every_learning_searcher_is_fed_before_it_suggests(algorithm):
-    spec = spec_of(algorithm)
-    searcher = build_searcher(spec, OBS)
+    space, obs = SPACE, OBS
+    if algorithm == "cmaes":  # numeric ranges only
+        space = {k: v for k, v in SPACE.items() if k != "grow_policy"}
+        obs = [Observation({k: v for k, v in o.config.items() if k != "grow_policy"}, o.value)
+               for o in OBS]
+    spec = spec_of(algorithm, space)
+    searcher = build_searcher(spec, obs)
     assert isinstance(searcher, Prefilled)
     assert searcher.set_search_properties("val_aucpr", "max", param_space(spec))
-    assert searcher.replayed == len(OBS)
+    assert searcher.replayed == len(obs)
     inner = searcher.searcher
     if algorithm == "tpe":
         losses = sorted(t["result"]["loss"] for t in inner._hpopt_trials.trials)
         assert losses == [-0.6, -0.5, -0.4]
     elif algorithm == "gp":
         assert len(inner._optimizer.space) == 3
-    else:
-        assert len(inner.bohber.configs[spec.max_t]) == 3
+    else:  # Ray's OptunaSearch: the replayed trials are complete trials of its study
+        done = [t for t in inner._ot_study.trials if t.state.name == "COMPLETE"]
+        assert sorted(t.value for t in done) == [0.4, 0.5, 0.6]
+        assert [t.params for t in done] == [o.config for o in obs]
     config = searcher.suggest("first-real-trial")
     assert config is not None
 

@@ -1,0 +1,104 @@
+"""Optuna's samplers as Ray Tune searchers, through Ray's ``OptunaSearch``.
+
+One small builder per ``search.algorithm`` name (``optuna_tpe``, ``cmaes``, ``qmc``,
+``nsga2``); :mod:`tuning.search.registry` lists them. ``OptunaSearch`` is built
+without a space: Tune hands it the job's ``param_space`` (from
+:mod:`tuning.search.space`) and converts it to Optuna distributions itself
+(``randint``'s exclusive upper bound, log scales and ``quniform`` steps included).
+Metric and mode come from ``TuneConfig`` like every other searcher's.
+
+Optuna's seeds live in the samplers (``OptunaSearch`` ignores its own ``seed`` when
+given a sampler). Checked against Ray 2.60 and Optuna 5.0.
+
+Warm start and resume need nothing of their own: :class:`~tuning.search.warm_start.Prefilled`
+replays earlier results through ``suggest`` / ``on_trial_complete`` (Optuna's
+ask / tell), and ``OptunaSearch.save`` pickles the study with its in-memory storage
+and the sampler, which Tune restores on ``tuning resume``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from tuning.search.params import is_tuned
+
+if TYPE_CHECKING:
+    from tuning.spec import Spec
+
+logger = logging.getLogger(__name__)
+
+Points = list[dict[str, Any]]
+
+# NSGA-II's first generation is random: a population of 50 (Optuna's default) would
+# make a 40-trial job random search. A fifth of the budget leaves five generations.
+NSGA2_MIN_POPULATION = 4
+NSGA2_MAX_POPULATION = 50
+
+
+def nsga2_population(num_samples: int) -> int:
+    """NSGA-II's population for a budget of ``num_samples`` trials (a fifth, in [4, 50])."""
+    return max(NSGA2_MIN_POPULATION, min(NSGA2_MAX_POPULATION, num_samples // 5))
+
+
+def tpe_sampler(spec: Spec) -> Any:
+    """Multivariate TPE over groups of parameters that appear together (Optuna's ``group``)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        # ``group`` is marked experimental since Optuna 2.8; the warning says only that.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            multivariate=True, group=True, n_startup_trials=spec.search.n_initial_points,
+            seed=spec.search.seed)
+
+
+def cmaes_sampler(spec: Spec) -> Any:
+    """CMA-ES. It starts at the centre of the space and learns nothing from random
+    trials, so it runs ``search.n_initial_points`` random trials only when the spec
+    names that setting (default: one)."""
+    import optuna
+
+    startup = (spec.search.n_initial_points
+               if "n_initial_points" in spec.search.model_fields_set else 1)
+    return optuna.samplers.CmaEsSampler(n_startup_trials=startup, seed=spec.search.seed)
+
+
+def qmc_sampler(spec: Spec) -> Any:
+    """A scrambled Sobol sequence: space-filling, seeded, learns nothing from results."""
+    import optuna
+
+    with warnings.catch_warnings():  # experimental since Optuna 3.0; says only that
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True,
+                                          seed=spec.search.seed)
+
+
+def nsga2_sampler(spec: Spec) -> Any:
+    """NSGA-II with a population sized from the budget (:func:`nsga2_population`)."""
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(
+        population_size=nsga2_population(spec.budget.num_samples), seed=spec.search.seed)
+
+
+SAMPLERS = {"optuna_tpe": tpe_sampler, "cmaes": cmaes_sampler, "qmc": qmc_sampler,
+            "nsga2": nsga2_sampler}
+
+
+def build_optuna(spec: Spec, points: Points) -> Any:
+    """``OptunaSearch`` with the sampler ``spec.search.algorithm`` names."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch  # heavy: ray
+
+    # Optuna logs every finished trial at INFO on its own handler; the job's progress
+    # output already says it.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tuned = [n for n, p in spec.search_space.items() if is_tuned(p)]
+    # OptunaSearch wants each point over exactly its space: constants (the baseline
+    # point carries them) are Tune's business, not the sampler's.
+    points = [{n: p[n] for n in tuned if n in p} for p in points]
+    return OptunaSearch(points_to_evaluate=points or None,
+                        sampler=SAMPLERS[spec.search.algorithm](spec))
+
