@@ -9,7 +9,8 @@ from typing import Any, Union
 from pydantic import Field, field_validator, model_validator
 
 from trainables.registry import TRAINABLES, check_params, default_space
-from tuning.search.params import ChoiceParam, Constant, ParamSpec
+from tuning.search.codec import contains
+from tuning.search.params import ChoiceParam, Constant, ParamSpec, is_tuned
 from tuning.search.registry import check_pairing, check_search, scheduler_for
 from tuning.spec.evaluation import EvaluationSpec
 from tuning.spec.format import validated
@@ -98,6 +99,9 @@ class Spec(Section):
                 f"search_space uses type 'grid', which only search.algorithm 'grid' or 'random' "
                 f"can run, got {self.search.algorithm!r}"
             )
+        problem = points_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
@@ -135,6 +139,30 @@ class Spec(Section):
                 node = node[key]
             node[leaf] = value
         return validated(Spec, raw, source="command line")
+
+
+def points_problem(spec: Spec) -> str | None:
+    """Why a point of ``search.points_to_evaluate`` cannot be tried, or None.
+
+    Said here because the searchers say it only once Ray runs, each in its own words
+    (HyperOpt: "GarbageCollected switch argument", Optuna: "Dim of point"). Random
+    search fills in the parameters a point leaves out; the model-based ones cannot.
+    """
+    space = spec.search_space
+    tuned = [n for n, p in space.items() if is_tuned(p)]
+    for i, point in enumerate(spec.search.points_to_evaluate):
+        where = f"search.points_to_evaluate[{i}]"
+        unknown = [n for n in point if n not in space]
+        if unknown:
+            return f"{where}: {', '.join(unknown)} not in search_space"
+        missing = [n for n in tuned if n not in point]
+        if missing and spec.search.algorithm not in ("random", "grid"):
+            return (f"{where}: no value for {', '.join(missing)} (search.algorithm "
+                    f"{spec.search.algorithm!r} needs every tuned parameter)")
+        outside = [f"{n}={v!r}" for n, v in point.items() if not contains(space[n], v)]
+        if outside:
+            return f"{where}: {', '.join(outside)} outside search_space"
+    return None
 
 
 def resolve_tracking_uri(uri: str | None) -> str:

@@ -292,3 +292,24 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
     children = client.search_runs(
         [result.experiment_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
     assert len(children) == expected
+
+
+def test_points_to_evaluate_are_checked_before_ray_starts():
+    numeric = {k: v for k, v in SPACE.items() if k != "grow_policy"}
+
+    def spec(algorithm, point):
+        return {"name": "x", "search_space": numeric,
+                "search": {"algorithm": algorithm, "points_to_evaluate": [point]}}
+
+    full = {"eta": 0.1, "max_depth": 3, "subsample": 0.8}
+    for algorithm in ("tpe", "gp", "optuna_tpe", "cmaes", "random"):
+        assert parse_spec(spec(algorithm, full)).search.points_to_evaluate == [full]
+    assert parse_spec(spec("random", {"eta": 0.1}))  # random search fills in the rest
+    for algorithm in ("tpe", "gp", "optuna_tpe", "cmaes", "nsga2"):
+        with pytest.raises(SpecError, match=r"points_to_evaluate\[0\]: no value for max_depth, "
+                                            "subsample"):
+            parse_spec(spec(algorithm, {"eta": 0.1}))
+    with pytest.raises(SpecError, match=r"points_to_evaluate\[0\]: etaa not in search_space"):
+        parse_spec(spec("tpe", {**full, "etaa": 0.1}))
+    with pytest.raises(SpecError, match=r"points_to_evaluate\[0\]: max_depth=6 outside"):
+        parse_spec(spec("tpe", {**full, "max_depth": 6}))
