@@ -1,0 +1,28 @@
+"""A spec whose data.path is a folder of Parquet shards passes the driver's preflight."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from tuning.job.preflight import load_data
+from tuning.spec import parse_spec
+
+
+def test_a_shard_folder_spec_loads_and_gets_the_entity_check(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    rows = 1200
+    frame = pd.DataFrame({"amount": rng.gamma(2.0, 50.0, rows), "customer_id": rng.integers(0, 150, rows),
+                          "Class": (rng.random(rows) < 0.05).astype(int)})
+    (tmp_path / "shards").mkdir()
+    for i in range(3):
+        frame.iloc[i::3].to_parquet(tmp_path / "shards" / f"part-{i}.parquet")
+    spec = parse_spec({"name": "shards", "data": {"path": str(tmp_path / "shards"), "min_positives": 3},
+                       "search_space": {"eta": 0.1}})
+    assert spec.data.source == "file"
+    with caplog.at_level(logging.WARNING):
+        data = load_data(spec)
+    assert sum(len(s.y) for s in (data.train, data.val, data.test)) == rows
+    assert "customer_id" in caplog.text  # the second read (entity check) reads the shards too
