@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,6 @@ logger = logging.getLogger("tuning")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # Ray and MLflow take seconds to import: only the commands that run jobs pay it.
-    from tuning.job.lifecycle import run_job
-
     spec = load_spec(args.spec).with_overrides(**{
         "budget.num_samples": args.num_samples,
         "budget.max_concurrent": args.max_concurrent,
@@ -25,10 +23,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         "tracking.experiment": args.experiment,
         "storage.path": args.storage,
     })
-    result = run_job(spec, address=args.address, progress=not args.quiet, offline=args.offline)
+    # Bad data fails here, before anything starts. Then a local Ray starts in the
+    # background while the job's modules are imported (MLflow, XGBoost: seconds) and
+    # the tracking store is checked; run_job takes the start over.
+    from tuning.job.preflight import load_data
+    from tuning.job.warmup import start_ray
+
+    data = load_data(spec)
+    ray_start = start_ray(args.address, None if args.offline else spec.tracking_uri())
+    from tuning.job.lifecycle import run_job  # heavy: Ray Tune, MLflow, XGBoost
+
+    result = run_job(spec, address=args.address, progress=not args.quiet, offline=args.offline,
+                     data=data)
+    stopping = _stop_own_ray(ray_start, args)
     _print_result(result, as_json=args.json)
     _report(result, args)
+    if stopping is not None:
+        stopping.join()
     return 0
+
+
+def _stop_own_ray(ray_start: Any, args: argparse.Namespace) -> threading.Thread | None:
+    """Shut down the local Ray this command started, in the background while the summary
+    and the report are written (~2 s at exit otherwise); only when the command is the
+    whole process (a caller of ``main(argv)`` keeps its Ray)."""
+    if not getattr(args, "owns_process", False) or ray_start is None or not ray_start.started:
+        return None
+    import ray
+
+    thread = threading.Thread(target=ray.shutdown, name="tuning-ray-stop")
+    thread.start()
+    return thread
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -21,7 +22,6 @@ from tuning.job.preflight import (
     check_reachable,
     check_resources,
     check_tracking,
-    connect_ray,
     load_data,
 )
 from tuning.job.refit import pick_best, refit_and_judge, summarise
@@ -38,6 +38,7 @@ from tuning.job.tuner import (
     warn_on_threshold_budget,
 )
 from tuning.job.two_stage import TwoStageTuner
+from tuning.job.warmup import RayStart, start_ray, wait_for_ray
 from tuning.schedule.stoppers import job_stop_reason
 from tuning.spec import DEFAULT_STORAGE, Spec, parse_spec
 from tuning.tracking.callback import MlflowTrackingCallback
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_job(spec: Spec, address: str | None = None, progress: bool = True,
-            offline: bool = False) -> JobResult:
+            offline: bool = False, data: Any = None) -> JobResult:
     """Run a whole tuning job and return its outcome (what ``tuning run`` does).
 
     Args:
@@ -57,19 +58,24 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True,
             None starts a local Ray.
         progress: print the live progress line on stderr.
         offline: send nothing to MLflow during the job; ``tuning sync`` logs it later.
+        data: the spec's data when the caller loaded it already
+            (``tuning.job.preflight.load_data(spec)``, as ``tuning run`` does); None loads it.
 
     Raises:
         DataError: the data cannot be read or split.
         JobError: the cluster, the resources or the tracking store cannot serve the job.
     """
-    data = load_data(spec)
+    if data is None:
+        data = load_data(spec)
     uri = spec.tracking_uri()
     _quiet_http_retries()
-    if address and address != "auto":
-        check_reachable(address)  # before the store is touched: nothing half-written
-    if not offline:
-        check_tracking(uri)
-    connect_ray(address)
+    # A local Ray comes up in the background while the tracking store is checked.
+    with _preflight(start_ray(address, None if offline else uri)) as ray_start:
+        if address and address != "auto":
+            check_reachable(address)  # before the store is touched: nothing half-written
+        if not offline:
+            check_tracking(uri)
+    wait_for_ray(ray_start, address)
     check_resources(spec, autoscaling=address is not None)
     warn_on_threshold_budget(spec, data)
     experiment_dir = new_experiment_dir(spec)
@@ -115,9 +121,10 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     uri = tracking_uri or state.tracking_uri
     data = load_data(spec)
     _quiet_http_retries()
-    if state.online:
-        check_tracking(uri)
-    connect_ray(address)
+    with _preflight(start_ray(address, uri if state.online else None)) as ray_start:
+        if state.online:
+            check_tracking(uri)
+    wait_for_ray(ray_start, address)
     if state.online:
         MlflowClient(uri).update_run(state.parent_run_id, status=RUNNING)
     state.tracking_uri, state.status = uri, RUNNING
@@ -128,6 +135,17 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     if tracker is not None:
         tracker.job_dir = str(experiment_dir)
     return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, state, resumed=True)
+
+
+@contextmanager
+def _preflight(ray_start: RayStart | None) -> Iterator[RayStart | None]:
+    """Checks made while Ray starts: a failed one stops the Ray this job began."""
+    try:
+        yield ray_start
+    except BaseException:
+        if ray_start is not None:
+            ray_start.discard()
+        raise
 
 
 def _quiet_http_retries() -> None:
