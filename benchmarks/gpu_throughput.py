@@ -1,15 +1,19 @@
-"""GPU trial throughput: trials per hour at 1, 2, 4, 8 trials per GPU against CPU only.
+"""GPU trial throughput: trials per hour at 1, 0.5 and 0.25 GPU per trial against CPU only.
 
     python -m benchmarks.gpu_throughput                 # 1M rows, 16 trials per cell
-    python -m benchmarks.gpu_throughput --rows 2000000 --trials 32
+    python -m benchmarks.gpu_throughput --rows 2000000 --trials 32 --packings 1 2 4 8
     python -m benchmarks.gpu_throughput --smoke         # code path on a CPU-only machine
 
 Each cell is one tuning job through ``tuning.run_job`` on a local Ray (started
 once for the script, so its start-up is charged to no cell): the same random-search
 configurations (same seed), FIFO, ``--rounds`` rounds each, data through the object
-store. GPU cells ask ``resources: {cpu: C, gpu: 1/k}`` so Ray packs k trials per
-GPU; the CPU cell asks ``{cpu: C, gpu: 0}`` and runs ``cores / C`` trials at once.
-Trials per hour = trials / ``Tuner.fit`` wall seconds x 3600.
+store, one validation split (``evaluation.cv: 1``, so ``cv: auto`` cannot turn a cell
+into 5-fold cross-validation). GPU cells ask ``resources: {cpu: C, gpu: 1/k}`` so Ray
+packs k trials per GPU, each training with XGBoost's ``device="cuda"`` on a
+``QuantileDMatrix`` (``trainables.xgboost_fraud``); the CPU cell asks
+``{cpu: C, gpu: 0}`` and runs ``cores / C`` trials at once. Trials per hour = finished
+trials / ``Tuner.fit`` wall seconds x 3600. The table is printed and written to
+``benchmarks/results/gpu_throughput.json``.
 
 Quality check: one fixed configuration is trained on the GPU and on the CPU
 (XGBoost directly, no Ray); the GPU's validation AUC-PR must lie within the noise
@@ -24,6 +28,7 @@ small data, to exercise the code: its numbers are not a measurement.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -33,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-PACKINGS = (1, 2, 4, 8)
+PACKINGS = (1, 2, 4)  # trials per GPU: 1, 0.5 and 0.25 GPU per trial
 FIXED_PARAMS = {"eta": 0.1, "max_depth": 6, "subsample": 0.8, "colsample_bytree": 0.8}
 
 
@@ -63,6 +68,7 @@ def job_spec(args: argparse.Namespace, workdir: Path, name: str, cpu: float, gpu
         },
         "search": {"algorithm": "random", "seed": 0},
         "scheduler": {"type": "fifo"},
+        "evaluation": {"cv": 1},
         "training": {"num_boost_round": args.rounds, "report_every": max(1, args.rounds // 5)},
         "budget": {"num_samples": args.trials, "max_concurrent": concurrent},
         "resources": {"cpu": cpu, "gpu": gpu},
@@ -95,12 +101,13 @@ def quality_check(args: argparse.Namespace) -> dict[str, Any]:
     positives = int(data.train.y.sum())
 
     def val_aucpr(device: str, seed: int) -> float:
-        dtrain = xgb.QuantileDMatrix(data.train.X, label=data.train.y, max_bin=256)
+        dtrain = xgb.QuantileDMatrix(data.train.X, label=data.train.y, max_bin=256,
+                                     enable_categorical=True)
         params = {**FIXED_PARAMS, "objective": "binary:logistic", "tree_method": "hist",
                   "device": device, "seed": seed, "verbosity": 0,
                   "scale_pos_weight": (len(data.train.y) - positives) / max(positives, 1)}
         booster = xgb.train(params, dtrain, num_boost_round=args.rounds)
-        scores = booster.predict(xgb.DMatrix(data.val.X))
+        scores = booster.predict(xgb.DMatrix(data.val.X, enable_categorical=True))
         return float(average_precision(data.val.y, scores))
 
     cpu = [val_aucpr("cpu", seed) for seed in range(args.noise_seeds)]
@@ -123,6 +130,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpu-per-trial", type=float, default=1.0)
     parser.add_argument("--noise-seeds", type=int, default=3)
     parser.add_argument("--min-tolerance", type=float, default=0.01)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
+                        help="folder for gpu_throughput.json")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU-only rehearsal with a logical GPU and small data")
     args = parser.parse_args(argv)
@@ -146,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         gpus = 1
         os.environ["TUNING_FORCE_CPU"] = "1"  # inherited by the Ray workers started below
         print("SMOKE RUN: one logical GPU, training on the CPU; numbers are not a measurement")
-    ray.init(num_gpus=gpus, include_dashboard=False, logging_level="WARNING",
+    # address="local": a fresh Ray of this machine, never a cluster that happens to run here.
+    ray.init(address="local", num_gpus=gpus, include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
     rows: list[dict[str, Any]] = []
     try:
@@ -169,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ray.shutdown()
     report(args, gpus, cores, rows, quality)
+    if not args.smoke:
+        args.out.mkdir(parents=True, exist_ok=True)
+        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        (args.out / "gpu_throughput.json").write_text(json.dumps(
+            {"settings": settings, "gpus": gpus, "cores": cores, "cells": rows,
+             "quality": quality}, indent=1))
     return 0 if quality["ok"] else 1
 
 

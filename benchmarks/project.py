@@ -1,7 +1,7 @@
 """This project: ``tuning.run_job`` on ``examples/fraud_xgb.yaml``.
 
 Only the benchmark settings are overridden (rows, trials, rounds, searcher seed,
-concurrency) plus tracking to a temporary SQLite store and storage to a temporary
+concurrency, ``evaluation.cv: 1``) plus tracking to a temporary SQLite store and storage to a temporary
 folder. Ray is started the same way as for the naive baseline, inside the timed
 region. The timeline comes back from the MLflow store: each metric point carries
 the driver time at which its result arrived.
@@ -26,6 +26,8 @@ def build_spec(settings: BenchSettings) -> Any:
         "training.num_boost_round": settings.rounds,
         "training.report_every": settings.report_every,
         "search.seed": settings.seed,
+        # One validation split, as the baselines use: no cross-validation inside trials.
+        "evaluation.cv": 1,
         "tracking.tracking_uri": f"sqlite:///{settings.workdir}/mlflow.db",
         "storage.path": f"{settings.workdir}/tuning_runs",
     })
