@@ -130,14 +130,20 @@ KILLABLE = {
 HOLD_ROUND = 25  # between the 2nd report (round 20, checkpointed) and the 3rd
 
 
-def _tune_saved(tune_dir: Path) -> dict[str, str]:
-    """Trial statuses in Tune's newest experiment snapshot (what a resume starts from)."""
+def _tune_saved(tune_dir: Path) -> dict[str, tuple[str, int | None]]:
+    """Per trial in Tune's newest experiment snapshot (what a resume starts from): its
+    status and the round of its latest registered checkpoint (None: no checkpoint)."""
+    from ray import cloudpickle
+
     newest = max(tune_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
-    statuses = {}
-    for json_state, _meta in json.loads(newest.read_text())["trial_data"]:
+    saved = {}
+    for json_state, meta in json.loads(newest.read_text())["trial_data"]:
         trial = json.loads(json_state)
-        statuses[trial["trial_id"]] = trial["status"]
-    return statuses
+        manager = json.loads(meta)["checkpoint_manager"]
+        latest = cloudpickle.loads(bytes.fromhex(manager["value"])).latest_checkpoint_result
+        saved[trial["trial_id"]] = (trial["status"],
+                                    latest.metrics.get("rounds") if latest else None)
+    return saved
 
 
 def _saved_rungs(tune_dir: Path) -> list:
@@ -169,8 +175,11 @@ def _middle_of_job(tmp_path: Path, client_box: list, events_dir: Path, uri: str)
     running = [t for t, s in snap.items() if s[0] == "RUNNING" and s[2] == [10, 20]]
     saved = _tune_saved(job)
     if (len(done) == 2 and sorted(running) == sorted(held(events_dir))
-            and all(saved.get(t) == "TERMINATED" for t in done)
-            and all(saved.get(t) == "RUNNING" for t in running)):
+            and all(saved.get(t, ("",))[0] == "TERMINATED" for t in done)
+            # The round-20 checkpoint must be in the snapshot, not only on disk: a
+            # resume restores the checkpoint Tune registered (under load the snapshot
+            # can lag the trial by a report).
+            and all(saved.get(t) == ("RUNNING", 20) for t in running)):
         return job, state, snap, saved
     return None
 
