@@ -25,15 +25,16 @@ pytestmark = pytest.mark.slow
 
 SPEC = {
     "name": "outage",
-    "data": {"rows": 20000, "fraud_rate": 0.01, "seed": 4},
+    "data": {"rows": 10000, "fraud_rate": 0.02, "seed": 4},
     "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
                      "max_depth": 6},
     "search": {"algorithm": "random", "seed": 2},
     "scheduler": {"type": "fifo"},
-    "training": {"num_boost_round": 400, "report_every": 20, "checkpoint_every": 10},
+    "training": {"num_boost_round": 200, "report_every": 20, "checkpoint_every": 10},
     "evaluation": {"cv": 1},  # CV is not this test's subject
     "budget": {"num_samples": 6, "max_concurrent": 2},
 }
+HOLD_ROUND = 100  # half-way: results before and after the outage
 
 
 def _expected_points(job_dir: Path) -> tuple[int, int]:
@@ -75,20 +76,20 @@ def _outage_at_events(server: TrackingServer, tmp_path: Path, port: int, restart
                       events_dir: Path, marks: dict) -> None:
     """Stop the server while trials are held mid-training; restart it once they trained on.
 
-    Every trial is held at round 200 (see ``_job_with_outage``). Once two are held and
+    Every trial is held at round HOLD_ROUND (see ``_job_with_outage``). Once two are held and
     the writer has written to the store, the server stops; then the trials are let
     go, and the server comes back (if asked) only after the writer has failed and
     Tune has recorded results produced during the outage.
     """
     wait_for(lambda: len(held(events_dir)) >= 2 and _events(events_dir, "tracking.written"),
-             "two trials held at round 200 with results written to MLflow")
+             f"two trials held at round {HOLD_ROUND} with results written to MLflow")
     marks["stopped"] = time.time()  # requests fail from the first signal on
     server.stop()
     (events_dir / "hold-trial.round.json").unlink()
     wait_for(lambda: _events(events_dir, "tracking.write_failed", after=marks["stopped"]),
              "the writer meeting the stopped server")
     wait_for(lambda: [e for e in _events(events_dir, "trial.reported", after=marks["stopped"])
-                      if e["round"] > 200], "results produced during the outage")
+                      if e["round"] > HOLD_ROUND], "results produced during the outage")
     if restart:
         marks["server"] = _server(tmp_path, port).start()
         marks["restarted"] = time.time()
@@ -107,7 +108,7 @@ def _job_with_outage(tmp_path: Path, events_dir: Path, restart: bool,
     spec = parse_spec({**SPEC, "tracking": {"tracking_uri": server.url,
                                             "flush_timeout_s": flush_timeout_s},
                        "storage": {"path": str(tmp_path / "runs")}})
-    (events_dir / "hold-trial.round.json").write_text(json.dumps({"when": {"round": 200}}))
+    (events_dir / "hold-trial.round.json").write_text(json.dumps({"when": {"round": HOLD_ROUND}}))
     chaos = threading.Thread(target=_outage_at_events,
                              args=(server, tmp_path, port, restart, events_dir, marks))
     chaos.start()
@@ -139,8 +140,8 @@ def test_outage_mid_job_loses_nothing(ray_session, tmp_path, job_events):
         record_fault("MLflow server stopped mid-job, restarted after results piled up",
                      trials=trials, child_runs=runs, points_expected=points, points=logged,
                      missing=points - logged, duplicated=duplicates,
-                     event="2 trials held at trial.round=200; server back after "
-                           "tracking.write_failed and results past round 200",
+                     event=f"2 trials held at trial.round={HOLD_ROUND}; server back after "
+                           f"tracking.write_failed and results past round {HOLD_ROUND}",
                      outcome="buffered and written on return")
         parent = MlflowClient(restarted.url).get_run(result.parent_run_id)
         assert parent.info.status == "FINISHED"
@@ -163,7 +164,8 @@ def test_store_that_never_returns_then_sync(ray_session, tmp_path, job_events, c
         assert _logged(back.url, result.experiment_id, result.parent_run_id) == (trials, points, 0)
         record_fault("MLflow server stopped mid-job, never back; `tuning sync` later",
                      trials=trials, child_runs=trials, points_expected=points, points=points,
-                     missing=0, duplicated=0, event="2 trials held at trial.round=200", unlogged_at_job_end=result.unlogged_records,
+                     missing=0, duplicated=0, event=f"2 trials held at trial.round={HOLD_ROUND}",
+                     unlogged_at_job_end=result.unlogged_records,
                      outcome="job finished, reported what it could not log; sync replayed it")
         # A second sync finds nothing to add.
         assert main(["sync", result.experiment_dir, "--tracking-uri", back.url]) == 0
