@@ -14,8 +14,8 @@ import numpy as np
 from trainables import metrics
 from trainables.thresholds import DEFAULT_RULES, THRESHOLD_RULES, resolve_rule, threshold_on_curve
 
-__all__ = ["OBJECTIVES", "THRESHOLD_RULES", "Objective", "ObjectiveSettings", "evaluate",
-           "get_objective"]
+__all__ = ["METRIC_MODES", "MODEL_METRICS", "OBJECTIVES", "THRESHOLD_RULES", "Objective",
+           "ObjectiveSettings", "evaluate", "get_objective", "metric_mode"]
 
 #: Metric names may carry this prefix (``val_aucpr``) as reported by trainables.
 _PREFIX = "val_"
@@ -57,6 +57,30 @@ OBJECTIVES: dict[str, Objective] = {
                   "fp_cost per false alert."),
     )
 }
+
+
+#: Trial metrics of the model itself rather than of its scores, reported by every trial
+#: (``val_<name>``). They have no operating threshold, so they can be a further objective of
+#: a multi-objective search (``objective.metrics``) but never the first one.
+MODEL_METRICS: dict[str, Objective] = {
+    "model_size": Objective("model_size", "min", "none",
+                            "Tree nodes of the trial's model (fold mean with CV); deterministic."),
+}
+
+#: ``"max"`` or ``"min"`` of every metric an objective may name.
+METRIC_MODES: dict[str, str] = {name: o.mode for name, o in {**OBJECTIVES, **MODEL_METRICS}.items()}
+
+
+def metric_mode(name: str) -> str:
+    """The direction of a registry metric (``val_`` prefix allowed).
+
+    Raises:
+        ValueError: For an unknown name; the message lists the valid ones.
+    """
+    key = name.removeprefix(_PREFIX)
+    if key not in METRIC_MODES:
+        raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(METRIC_MODES)}")
+    return METRIC_MODES[key]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ class TrainSettings:
         threshold_rule: Operating-threshold rule (:data:`trainables.thresholds.THRESHOLD_RULES`);
             None is the objective's default (``objective_settings.threshold`` means ``fixed``).
         threshold_value: The rule's value (FPR budget, alerts per 10,000 rows, threshold, recall).
+        also_at_best: Further objectives of a multi-objective job (``objective.metrics`` after
+            the first): each report carries ``val_<name>_at_best``, the value at the round where
+            ``objective`` was best.
     """
 
     num_boost_round: int = 300
@@ -55,6 +58,7 @@ class TrainSettings:
     early_stopping_reports: int | None = None
     threshold_rule: str | None = None
     threshold_value: float | None = None
+    also_at_best: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.cv_folds, int) or self.cv_folds < 1:

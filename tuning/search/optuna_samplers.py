@@ -5,7 +5,9 @@ One small builder per ``search.algorithm`` name (``optuna_tpe``, ``cmaes``, ``qm
 without a space: Tune hands it the job's ``param_space`` (from
 :mod:`tuning.search.space`) and converts it to Optuna distributions itself
 (``randint``'s exclusive upper bound, log scales and ``quniform`` steps included).
-Metric and mode come from ``TuneConfig`` like every other searcher's.
+Metric and mode come from ``TuneConfig`` like every other searcher's, except in a
+multi-objective job (``objective.metrics``): there :class:`MultiObjectiveSearch` holds its
+lists of keys and modes itself, and ``TuneConfig`` keeps the first metric for the scheduler.
 
 Optuna's seeds live in the samplers (``OptunaSearch`` ignores its own ``seed`` when
 given a sampler). Checked against Ray 2.60 and Optuna 5.0.
@@ -87,6 +89,38 @@ SAMPLERS = {"optuna_tpe": tpe_sampler, "cmaes": cmaes_sampler, "qmc": qmc_sample
             "nsga2": nsga2_sampler}
 
 
+def multi_objective_search() -> type:
+    """``OptunaSearch`` for several objectives (built on first use: it imports Ray).
+
+    Two changes, checked against Ray 2.60: Tune hands every searcher ``TuneConfig``'s one
+    metric and mode in ``set_search_properties``, which would replace the lists; and
+    ``OptunaSearch`` tells Optuna a trial the scheduler stopped as complete with its last
+    values. Here a trial whose last report does not say ``training_done`` enters the study
+    as pruned, so half-trained small models do not crowd the sampler's Pareto front.
+    """
+    global _MULTI
+    if _MULTI is None:
+        from ray.tune.search.optuna import OptunaSearch
+
+        class MultiObjectiveSearch(OptunaSearch):
+            def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
+                return super().set_search_properties(None, None, config, **spec)
+
+            def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                                  error: bool = False) -> None:
+                if result is not None and not error and not result.get("training_done", False):
+                    result = None  # OptunaSearch tells a result-less, error-less trial as pruned
+                super().on_trial_complete(trial_id, result, error)
+
+        MultiObjectiveSearch.__module__ = __name__
+        MultiObjectiveSearch.__qualname__ = "MultiObjectiveSearch"
+        _MULTI = MultiObjectiveSearch
+    return _MULTI
+
+
+_MULTI: type | None = None
+
+
 def build_optuna(spec: Spec, points: Points) -> Any:
     """``OptunaSearch`` with the sampler ``spec.search.algorithm`` names."""
     import optuna
@@ -99,6 +133,17 @@ def build_optuna(spec: Spec, points: Points) -> Any:
     # OptunaSearch wants each point over exactly its space: constants (the baseline
     # point carries them) are Tune's business, not the sampler's.
     points = [{n: p[n] for n in tuned if n in p} for p in points]
-    return OptunaSearch(points_to_evaluate=points or None,
-                        sampler=SAMPLERS[spec.search.algorithm](spec))
+    sampler = SAMPLERS[spec.search.algorithm](spec)
+    if spec.objective.multi:
+        return multi_objective_search()(metric=spec.objective.objective_keys,
+                                        mode=spec.objective.objective_modes,
+                                        points_to_evaluate=points or None, sampler=sampler)
+    return OptunaSearch(points_to_evaluate=points or None, sampler=sampler)
 
+
+
+def __getattr__(name: str) -> Any:
+    # Pickle (Tune's searcher checkpoint) finds the class by module and name.
+    if name == "MultiObjectiveSearch":
+        return multi_objective_search()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

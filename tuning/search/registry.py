@@ -28,6 +28,8 @@ class SearcherEntry:
     first_stage: bool = False  # may run stage 1 of a two-stage job (search.stage1_with)
     # The scheduler this searcher needs (and that needs it); none does since bohb went.
     scheduler: str | None = None
+    # Searches several objectives at once (objective.metrics).
+    multi_objective: bool = False
     # Why this searcher cannot search this spec (its space, its budget), or None.
     check: Callable[[Spec], str | None] | None = None
 
@@ -91,13 +93,14 @@ SEARCHERS: dict[str, SearcherEntry] = {
     "gp": SearcherEntry(_gp, "Gaussian-process Bayesian optimisation (expected improvement; "
                         "ints and choices mapped to cells of [0, 1])", refines=True),
     "optuna_tpe": SearcherEntry(_optuna, "Optuna's multivariate TPE over parameter groups "
-                                "(search.n_initial_points random first)", refines=True),
+                                "(search.n_initial_points random first)", refines=True,
+                                multi_objective=True),
     "cmaes": SearcherEntry(_optuna, "Optuna's CMA-ES; numeric ranges only (no choices)",
                            refines=True, check=_numeric_only),
     "qmc": SearcherEntry(_optuna, "scrambled Sobol sequence (quasi-random, space-filling); "
                          "also a first stage of two_stage", learns=False, first_stage=True),
     "nsga2": SearcherEntry(_optuna, "Optuna's NSGA-II genetic search; population a fifth of "
-                           "budget.num_samples (4 to 50)"),
+                           "budget.num_samples (4 to 50)", multi_objective=True),
     "two_stage": SearcherEntry(_two_stage, "search.stage1_with (random) over the full space, then "
                                "search.refine_with on ranges narrowed to the top trials",
                                learns=False),
@@ -145,6 +148,10 @@ def check_search(spec: Spec) -> str | None:
         learners = ", ".join(n for n, e in SEARCHERS.items() if e.learns)
         return (f"search.warm_start needs a searcher that learns from results ({learners}), "
                 f"got {search.algorithm!r}")
+    if spec.objective.multi:
+        problem = _multi_objective_problem(spec)
+        if problem:
+            return problem
     if entry.check is not None:
         problem = entry.check(spec)
         if problem:
@@ -160,3 +167,14 @@ def check_search(spec: Spec) -> str | None:
 def stage1_samples(spec: Spec) -> int:
     """Trials in stage 1 of a two-stage job (default: half the budget, at least 2)."""
     return spec.search.stage1_samples or max(2, spec.budget.num_samples // 2)
+
+
+def _multi_objective_problem(spec: Spec) -> str | None:
+    """Why ``objective.metrics`` cannot run with this ``search`` section, or None."""
+    capable = [n for n, e in SEARCHERS.items() if e.multi_objective]
+    if not SEARCHERS[spec.search.algorithm].multi_objective:
+        return (f"objective.metrics needs a multi-objective searcher ({', '.join(capable)}); "
+                f"search.algorithm is {spec.search.algorithm!r}")
+    if spec.search.warm_start is not None:
+        return "search.warm_start cannot replay earlier jobs into a multi-objective search yet"
+    return None

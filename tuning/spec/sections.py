@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainables.data import FORMATS, LEAK_ACTIONS, SOURCES, SPLITS
-from trainables.objectives import OBJECTIVES
+from trainables.objectives import METRIC_MODES, MODEL_METRICS, OBJECTIVES
 from trainables.preprocess import NA_VALUES
 from trainables.settings import DEFAULT_EARLY_STOPPING_REPORTS
 from tuning.schedule.registry import REMOVED as REMOVED_SCHEDULERS
@@ -132,6 +132,9 @@ class ObjectiveSpec(Section):
 
     metric: str = "aucpr"
     mode: Literal["max", "min"] | None = None
+    # Several objectives (multi-objective search): the first is ``metric`` (early stopping,
+    # schedulers, threshold, the refit); modes come from the metric registry.
+    metrics: list[str] | None = None
     max_fpr: float = Field(0.001, gt=0, lt=1)
     min_recall: float = Field(0.8, gt=0, le=1)
     fn_cost: float = Field(100.0, ge=0)
@@ -147,9 +150,58 @@ class ObjectiveSpec(Section):
             raise ValueError(f"unknown objective {value!r}; valid: {', '.join(OBJECTIVES)}")
         return name
 
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = [v.removeprefix("val_") for v in value]
+        if len(names) < 2:
+            raise ValueError("needs two or more metrics (one objective is objective.metric)")
+        unknown = [n for n in names if n not in METRIC_MODES]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; valid: {', '.join(METRIC_MODES)}")
+        if len(set(names)) < len(names):
+            raise ValueError(f"names a metric twice: {value}")
+        if names[0] in MODEL_METRICS:
+            raise ValueError(f"the first metric drives early stopping and the threshold, so it "
+                             f"must be one of {', '.join(OBJECTIVES)}; got {names[0]!r}")
+        return names
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_is_metric(cls, values: Any) -> Any:
+        if isinstance(values, dict) and isinstance(values.get("metrics"), list) and values["metrics"]:
+            first = str(values["metrics"][0]).removeprefix("val_")
+            if "metric" in values and str(values["metric"]).removeprefix("val_") != first:
+                raise ValueError(f"metric ({values['metric']!r}) and metrics (first: {first!r}) "
+                                 f"disagree; give only metrics")
+            if values.get("mode") is not None:
+                raise ValueError("mode cannot be combined with metrics (each metric's mode "
+                                 "comes from the registry)")
+            if first in OBJECTIVES:  # else the metrics validator says why it cannot be first
+                values = {**values, "metric": first}
+        return values
+
     @property
     def resolved_mode(self) -> str:
         return self.mode or OBJECTIVES[self.metric].mode
+
+    @property
+    def multi(self) -> bool:
+        """True for a multi-objective job (``objective.metrics``)."""
+        return self.metrics is not None
+
+    @property
+    def objective_keys(self) -> list[str]:
+        """The result keys a multi-objective searcher reads, each at the trial's best round:
+        :attr:`tune_key`, then ``val_<m>_at_best`` for each further metric."""
+        return [self.tune_key] + [f"val_{m}_at_best" for m in (self.metrics or [])[1:]]
+
+    @property
+    def objective_modes(self) -> list[str]:
+        """``"max"`` / ``"min"`` of each of :attr:`objective_keys`."""
+        return [self.resolved_mode] + [METRIC_MODES[m] for m in (self.metrics or [])[1:]]
 
     @property
     def result_key(self) -> str:
