@@ -21,6 +21,10 @@ from tuning.report.data import best_under_fpr, operating_points
 from tuning.spec import resolve_tracking_uri as default_uri
 from tuning.tracking.client import client_for
 from tuning.tracking.store import load_job, load_spec_text, parent_runs
+from tuning.tracking.tags import PARETO_TAG
+
+#: The model-size objective of a multi-objective job, at each trial's best round.
+MODEL_SIZE_KEY = "val_model_size_at_best"
 
 
 def _common(parser: argparse.ArgumentParser, job: bool = True) -> None:
@@ -44,6 +48,9 @@ def register(sub: Any) -> None:
     _common(best)
     best.add_argument("--max-fpr", type=float, help="instead: the trial with the best "
                       "validation recall whose FPR at its threshold is <= this")
+    best.add_argument("--max-model-size", type=float, metavar="NODES", help="instead: the "
+                      "member of a multi-objective job's Pareto set best on its first metric "
+                      "whose model has at most this many tree nodes")
     best.add_argument("--json", action="store_true")
     best.set_defaults(func=cmd_best)
 
@@ -52,6 +59,8 @@ def register(sub: Any) -> None:
     export.add_argument("--format", choices=("yaml", "json"), default="yaml")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.add_argument("--max-fpr", type=float, help="export the trial `best --max-fpr` picks")
+    export.add_argument("--max-model-size", type=float, metavar="NODES",
+                        help="export the trial `best --max-model-size` picks")
     export.set_defaults(func=cmd_export)
 
     runs = sub.add_parser("runs", help="list past jobs in the tracking store")
@@ -62,8 +71,15 @@ def register(sub: Any) -> None:
 
 
 # ---------------------------------------------------------------- choose
-def choose(job: Any, max_fpr: float | None) -> tuple[Any, dict[str, float]]:
+def choose(job: Any, max_fpr: float | None,
+           max_model_size: float | None = None) -> tuple[Any, dict[str, float]]:
     """The trial to show or export and its validation figures at its best round."""
+    if max_model_size is not None:
+        if max_fpr is not None:
+            raise JobError("give --max-fpr or --max-model-size, not both")
+        trial = pareto_pick(job, max_model_size)
+        return trial, {job.metric: trial.best_value, MODEL_SIZE_KEY: trial.metrics[MODEL_SIZE_KEY],
+                       **trial.point}
     if max_fpr is None:
         trial = job.best
         if trial is None:
@@ -82,14 +98,41 @@ def choose(job: Any, max_fpr: float | None) -> tuple[Any, dict[str, float]]:
     return trial, {job.metric: trial.best_value, **trial.point}
 
 
-def best_record(job: Any, max_fpr: float | None = None) -> dict[str, Any]:
-    trial, figures = choose(job, max_fpr)
+def pareto_pick(job: Any, max_model_size: float) -> Any:
+    """The Pareto member (tag ``tuning.pareto=true``) best on the job's first metric whose
+    model size at its best round is at most ``max_model_size`` tree nodes."""
+    members = [t for t in job.trials if t.tags.get(PARETO_TAG) == "true"]
+    if not members:
+        raise JobError(f"job {job.name} ({job.run_id}) has no Pareto set: --max-model-size needs "
+                       f"a multi-objective job (objective.metrics with model_size)")
+    sized = [t for t in members if MODEL_SIZE_KEY in t.metrics]
+    if not sized:
+        raise JobError(f"job {job.name}: its objectives do not include model_size")
+    fits = [t for t in sized if t.metrics[MODEL_SIZE_KEY] <= max_model_size
+            and t.best_value is not None]
+    if not fits:
+        smallest = min(t.metrics[MODEL_SIZE_KEY] for t in sized)
+        raise JobError(f"--max-model-size {max_model_size:g}: no Pareto member is that small "
+                       f"(smallest: {smallest:g} tree nodes)")
+    return (max if job.mode == "max" else min)(fits, key=lambda t: t.best_value)
+
+
+def _selected_by(job: Any, max_fpr: float | None, max_model_size: float | None) -> str:
+    if max_model_size is not None:
+        return f"best {job.metric} ({job.mode}) in the Pareto set with <= {max_model_size:g} tree nodes"
+    if max_fpr is not None:
+        return f"best validation recall with FPR <= {max_fpr}"
+    return f"{job.metric} ({job.mode})"
+
+
+def best_record(job: Any, max_fpr: float | None = None,
+                max_model_size: float | None = None) -> dict[str, Any]:
+    trial, figures = choose(job, max_fpr, max_model_size)
     is_refit = job.best is not None and trial.trial_id == job.best.trial_id
     return {
         "job": job.name, "parent_run_id": job.run_id, "tracking_uri": job.tracking_uri,
         "trial_id": trial.trial_id, "child_run_id": trial.run_id, "status": trial.status,
-        "selected_by": f"{job.metric} ({job.mode})" if max_fpr is None
-        else f"best validation recall with FPR <= {max_fpr}",
+        "selected_by": _selected_by(job, max_fpr, max_model_size),
         "params": trial.params, "best_round": trial.best_round,
         "threshold": trial.point.get("val_threshold"),
         "validation": figures,
@@ -114,7 +157,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_best(args: argparse.Namespace) -> int:
     job = load_job(default_uri(args.tracking_uri), args.job)
-    rec = best_record(job, args.max_fpr)
+    rec = best_record(job, args.max_fpr, args.max_model_size)
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
         return 0
@@ -139,16 +182,17 @@ def cmd_best(args: argparse.Namespace) -> int:
         print(f"  model = mlflow.pyfunc.load_model({rec['model_uri']!r})   # raw rows in: score, decision")
         print(f"  booster = mlflow.xgboost.load_model({rec['booster_uri']!r})")
     else:
+        option = (f"--max-model-size {args.max_model_size:g}" if args.max_model_size is not None
+                  else f"--max-fpr {args.max_fpr}")
         print("No refit model for this trial (the job logged its best trial's); train one "
-              f"with `tuning export {args.job} --max-fpr {args.max_fpr}`.")
+              f"with `tuning export {args.job} {option}`.")
     return 0
 
 
-def export_record(job: Any, max_fpr: float | None = None) -> dict[str, Any]:
+def export_record(job: Any, max_fpr: float | None = None,
+                  max_model_size: float | None = None) -> dict[str, Any]:
     """Params for a production training run: fixed training params, then the trial's."""
-
-
-    trial, figures = choose(job, max_fpr)
+    trial, figures = choose(job, max_fpr, max_model_size)
     spec = yaml.safe_load(load_spec_text(job)) or {}
     training = spec.get("training") or {}
     params = {"objective": "binary:logistic", "tree_method": "hist",
@@ -167,7 +211,7 @@ def export_record(job: Any, max_fpr: float | None = None) -> dict[str, Any]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     job = load_job(default_uri(args.tracking_uri), args.job)
-    rec = export_record(job, args.max_fpr)
+    rec = export_record(job, args.max_fpr, getattr(args, "max_model_size", None))
     text = (json.dumps(rec, indent=2) + "\n" if args.format == "json"
             else yaml.safe_dump(rec, sort_keys=False))
     if args.output:

@@ -64,6 +64,7 @@ def train_settings(spec: Spec, data: Any = None) -> TrainSettings:
         early_stopping_reports=spec.training.early_stopping_reports,
         threshold_rule=None if rule is None else rule.rule,
         threshold_value=None if rule is None else rule.value,
+        also_at_best=tuple((obj.metrics or [])[1:]),
     )
 
 
@@ -105,6 +106,9 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
     for callback in callbacks:  # the tracker tags the baseline trial's child run
         if isinstance(callback, MlflowTrackingCallback):
             callback.baseline = baseline
+            if spec.objective.multi:  # it tags the Pareto set at the end
+                callback.objectives = dict(zip(spec.objective.objective_keys,
+                                               spec.objective.objective_modes))
     if observations is None and spec.search.warm_start is not None:
         observations = load_observations(spec)
     scheduler = build_scheduler(spec)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from typing import Any
 
@@ -23,7 +25,10 @@ from tuning.tracking.tags import (
     stopped_early_tags,
     trial_status,
 )
+from tuning.tracking.pareto import PARETO_ARTIFACT, PARETO_TAG, pareto_record
 from tuning.tracking.writer import Record, RunWriter, metrics_of
+
+logger = logging.getLogger(__name__)
 
 
 def _now_ms() -> int:
@@ -49,6 +54,9 @@ class MlflowTrackingCallback(Callback):
         self.job_dir = job_dir
         # The baseline trial's config (set by tuning.job.tuner); its child run is tagged.
         self.baseline: dict[str, Any] | None = None
+        # A multi-objective job's result keys -> modes (set by tuning.job.tuner); the
+        # Pareto set is tagged and logged at the end.
+        self.objectives: dict[str, str] | None = None
         self.writer: RunWriter | None = None
         self.driver_seconds = 0.0
         self.results_seen = 0
@@ -128,6 +136,31 @@ class MlflowTrackingCallback(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.writer is not None:
             self.writer.flush(timeout=60)
+        if getattr(self, "objectives", None):
+            self.log_pareto(trials)
+
+    def log_pareto(self, trials: list) -> dict[str, Any]:
+        """Tag each child run ``tuning.pareto`` true / false and log ``pareto.json`` on the
+        parent: the trials (not failed) that no other beats on every objective at its best round.
+
+        Every trial is tagged, so a resumed job that computes the set again leaves no stale tag.
+        """
+        assert self.objectives is not None
+        rows = {t.trial_id: dict(t.last_result or {}) for t in trials if t.status != "ERROR"}
+        writer = self.writer
+        record = pareto_record(rows, self.objectives, writer.run_ids if writer else None)
+        members = {m["trial_id"] for m in record["members"]}
+        for trial_id in rows:
+            self._submit(Record("tags", trial_id,
+                                tags={PARETO_TAG: "true" if trial_id in members else "false"}))
+        assert self.writer is not None
+        self.writer.flush(timeout=60)
+        try:
+            self.writer.client.log_text(self.parent_run_id, json.dumps(record, indent=2),
+                                        PARETO_ARTIFACT)
+        except Exception as err:  # noqa: BLE001 - the tags are written; the job goes on
+            logger.warning("could not log %s on the parent run: %s", PARETO_ARTIFACT, err)
+        return record
 
     def close(self, timeout: float = 60) -> int:
         """Flush and stop the writer; return the number of records left unwritten."""

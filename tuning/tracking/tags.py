@@ -37,6 +37,7 @@ RETRIES_TAG = "tuning.retries"
 LAST_ERROR_TAG = "tuning.last_error"
 ERROR_TAG = "tuning.error"
 ORPHAN_TAG = "tuning.orphan"
+PARETO_TAG = "tuning.pareto"  # "true" on the Pareto set of a multi-objective job, else "false"
 
 # A trial's status, as MLflow run statuses.
 FINISHED = "FINISHED"  # trained all its rounds

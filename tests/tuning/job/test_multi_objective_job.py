@@ -1,0 +1,87 @@
+"""A tiny multi-objective job: the Pareto set on the parent run and its child runs, and
+``tuning best --max-model-size`` picking from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tuning.cli import main
+from tuning.job.lifecycle import run_job
+from tuning.spec import parse_spec
+from tuning.tracking.pareto import PARETO_ARTIFACT, dominates
+from tuning.tracking.tags import PARENT_TAG, PARETO_TAG
+
+pytestmark = pytest.mark.slow
+
+KEYS = ("val_recall_at_fpr_best", "val_model_size_at_best")
+MODES = ("max", "min")
+
+
+SPEC = {
+    "name": "multi",
+    "data": {"source": "synthetic", "rows": 4000, "fraud_rate": 0.04, "seed": 2},
+    "objective": {"metrics": ["recall_at_fpr", "model_size"], "max_fpr": 0.02},
+    "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.5},
+                     "max_depth": {"type": "randint", "low": 1, "high": 6}},
+    "search": {"algorithm": "nsga2", "seed": 0},
+    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    "training": {"num_boost_round": 20, "report_every": 5},
+    "evaluation": {"cv": 1, "bootstrap": 20},
+    "budget": {"num_samples": 6, "max_concurrent": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def job(ray_session, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("multi")
+    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db",
+                                            "log_model": False},
+                       "storage": {"path": str(tmp / "runs")}})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # a SQLite store keeps artifacts under ./mlruns
+        result = run_job(spec, progress=False)
+    client = MlflowClient(result.tracking_uri)
+    children = client.search_runs([result.experiment_id],
+                                  f"tags.`{PARENT_TAG}` = '{result.parent_run_id}'")
+    return result, client, children, tmp
+
+
+def test_pareto_artifact_and_tags_are_the_non_dominated_trials(job):
+    result, client, children, tmp = job
+    assert len(children) == 6
+    path = client.download_artifacts(result.parent_run_id, PARETO_ARTIFACT, str(tmp))
+    record = json.loads(open(path).read())
+    members = {m["trial_id"] for m in record["members"]}
+    tagged = {c.data.tags["ray.trial_id"] for c in children if c.data.tags.get(PARETO_TAG) == "true"}
+    assert tagged and tagged == members
+    assert all(c.data.tags.get(PARETO_TAG) in ("true", "false") for c in children)
+    # Objectives at each trial's best round, as the child runs hold them.
+    points = {c.data.tags["ray.trial_id"]: [c.data.metrics[k] for k in KEYS] for c in children}
+    for trial_id in members:
+        assert not any(dominates(q, points[trial_id], MODES) for q in points.values())
+    for trial_id in set(points) - members:  # and each one left out is beaten
+        assert any(dominates(q, points[trial_id], MODES) for q in points.values())
+    # The refit is the Pareto member best on the first metric.
+    assert result.best.trial_id in members
+    assert result.best.best_value == max(p[0] for p in points.values())
+
+
+def test_best_with_max_model_size_returns_a_pareto_member(job, capsys):
+    result, _, children, _ = job
+    sizes = sorted(c.data.metrics["val_model_size_at_best"] for c in children
+                   if c.data.tags.get(PARETO_TAG) == "true")
+    limit = sizes[0]
+    code = main(["best", result.name, "--tracking-uri", result.tracking_uri,
+                 "--max-model-size", str(limit), "--json"])
+    rec = json.loads(capsys.readouterr().out)
+    assert code == 0
+    chosen = next(c for c in children if c.info.run_id == rec["child_run_id"])
+    assert chosen.data.tags[PARETO_TAG] == "true"
+    assert chosen.data.metrics["val_model_size_at_best"] <= limit
+    assert rec["validation"]["val_model_size_at_best"] <= limit
+    code = main(["best", result.name, "--tracking-uri", result.tracking_uri,
+                 "--max-model-size", str(limit - 1)])
+    assert code != 0 and "no Pareto member is that small" in capsys.readouterr().err
