@@ -68,6 +68,17 @@ class Progress:
         out.update({f"val_{m}_at_best": float(self.at_best.get(m, nan)) for m in also})
         return out
 
+    def violation(self, settings: TrainSettings) -> float:
+        """How far the values at the best round exceed ``settings.constraints`` (0: feasible)."""
+        total = 0.0
+        for name, low, high in settings.constraints:
+            value = self.best if name == settings.metric else self.at_best.get(name)
+            if value is None or math.isnan(value):
+                return float("nan")
+            total += max(0.0, (low - value) if low is not None else 0.0,
+                         (value - high) if high is not None else 0.0)
+        return total
+
     def model_size(self, boosters: list[xgb.Booster], rounds: int) -> float:
         """Tree nodes of the boosters at ``rounds`` (their mean with K folds).
 
@@ -143,6 +154,8 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
         last = rounds >= total or (patience is not None and progress.since_best >= patience)
         progress.stopped = last
         result.update(progress.keys(settings.metric, settings.also_at_best))
+        if settings.constraints:
+            result["val_constraint_violation"] = progress.violation(settings)
         result.update(rounds=rounds, training_done=last, cv_folds=len(parts))
         train_s += time.perf_counter() - started
         result["train_time_s"] = train_s

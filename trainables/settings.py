@@ -42,6 +42,10 @@ class TrainSettings:
         also_at_best: Further objectives of a multi-objective job (``objective.metrics`` after
             the first): each report carries ``val_<name>_at_best``, the value at the round where
             ``objective`` was best.
+        constraints: ``(metric, min, max)`` bounds on metrics at the best round (``objective`` or
+            one of ``also_at_best``; None: no bound); each report carries
+            ``val_constraint_violation``, the sum of the amounts by which they are exceeded (0:
+            feasible; nan before the first scored report).
     """
 
     num_boost_round: int = 300
@@ -59,6 +63,7 @@ class TrainSettings:
     threshold_rule: str | None = None
     threshold_value: float | None = None
     also_at_best: tuple[str, ...] = ()
+    constraints: tuple[tuple[str, float | None, float | None], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.cv_folds, int) or self.cv_folds < 1:

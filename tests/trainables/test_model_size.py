@@ -61,3 +61,12 @@ def test_model_size_is_a_min_metric_but_not_a_threshold_objective():
     assert all(METRIC_MODES[n] == o.mode for n, o in OBJECTIVES.items())
     with pytest.raises(ValueError, match="valid metrics"):
         metric_mode("size")
+
+
+def test_constraint_violation_is_measured_at_the_best_round(data):
+    st = TrainSettings(num_boost_round=40, report_every=5, objective="logloss",
+                       also_at_best=("model_size",),
+                       constraints=(("model_size", None, 100.0), ("logloss", 0.0, None)))
+    for r in _reports(data, st, {"eta": 0.5, "max_depth": 6}):
+        size = r.result["val_model_size_at_best"]
+        assert r.result["val_constraint_violation"] == max(0.0, size - 100.0)

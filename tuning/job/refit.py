@@ -66,7 +66,9 @@ def _float(value: Any) -> float | None:
 
 
 def pick_best(trials: list[TrialSummary], mode: str) -> TrialSummary | None:
-    scored = [t for t in trials if t.best_value is not None and not math.isnan(t.best_value)]
+    # A constrained job's infeasible trials (objective.constraints) are never the best.
+    scored = [t for t in trials if t.best_value is not None and not math.isnan(t.best_value)
+              and not t.metrics.get("val_constraint_violation", 0.0) > 0]
     if not scored:
         return None
     return (max if mode == "max" else min)(scored, key=lambda t: t.best_value)

@@ -64,7 +64,8 @@ def train_settings(spec: Spec, data: Any = None) -> TrainSettings:
         early_stopping_reports=spec.training.early_stopping_reports,
         threshold_rule=None if rule is None else rule.rule,
         threshold_value=None if rule is None else rule.value,
-        also_at_best=tuple((obj.metrics or [])[1:]),
+        also_at_best=tuple(obj.at_best),
+        constraints=tuple((c.metric, c.min, c.max) for c in obj.constraints),
     )
 
 

@@ -21,6 +21,7 @@ and the sampler, which Tune restores on ``tuning resume``.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,18 @@ Points = list[dict[str, Any]]
 # make a 40-trial job random search. A fifth of the budget leaves five generations.
 NSGA2_MIN_POPULATION = 4
 NSGA2_MAX_POPULATION = 50
+
+
+#: The result key of a constrained job's trials: their violation at the best round.
+VIOLATION_KEY = "val_constraint_violation"
+
+
+def constraint_value(result: dict[str, Any]) -> float:
+    """The Optuna constraint of a trial (<= 0 feasible); one that never scored is infeasible."""
+    value = result.get(VIOLATION_KEY)
+    if not isinstance(value, (int, float)) or math.isnan(value):
+        return math.inf
+    return float(value)
 
 
 def nsga2_population(num_samples: int) -> int:
@@ -90,24 +103,34 @@ SAMPLERS = {"optuna_tpe": tpe_sampler, "cmaes": cmaes_sampler, "qmc": qmc_sample
 
 
 def multi_objective_search() -> type:
-    """``OptunaSearch`` for several objectives (built on first use: it imports Ray).
+    """``OptunaSearch`` for several objectives or constraints (built on first use: it imports Ray).
 
     Two changes, checked against Ray 2.60: Tune hands every searcher ``TuneConfig``'s one
     metric and mode in ``set_search_properties``, which would replace the lists; and
     ``OptunaSearch`` tells Optuna a trial the scheduler stopped as complete with its last
     values. Here a trial whose last report does not say ``training_done`` enters the study
-    as pruned, so half-trained small models do not crowd the sampler's Pareto front.
+    as pruned, so half-trained small models do not crowd the sampler's Pareto front. A
+    constrained job's violation at the best round becomes the Optuna trial's constraint.
     """
     global _MULTI
     if _MULTI is None:
         from ray.tune.search.optuna import OptunaSearch
 
         class MultiObjectiveSearch(OptunaSearch):
+            def __init__(self, *args: Any, constrained: bool = False, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self._constrained = constrained
+
             def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
                 return super().set_search_properties(None, None, config, **spec)
 
             def on_trial_complete(self, trial_id: str, result: dict | None = None,
                                   error: bool = False) -> None:
+                if self._constrained and trial_id in self._ot_trials:
+                    # Optuna 5's way (its samplers' constraints_func is deprecated): TPE and
+                    # NSGA-II prefer feasible trials once any trial carries a constraint.
+                    self._ot_trials[trial_id].set_constraint(
+                        "violation", constraint_value(result or {}))
                 if result is not None and not error and not result.get("training_done", False):
                     result = None  # OptunaSearch tells a result-less, error-less trial as pruned
                 super().on_trial_complete(trial_id, result, error)
@@ -134,10 +157,11 @@ def build_optuna(spec: Spec, points: Points) -> Any:
     # point carries them) are Tune's business, not the sampler's.
     points = [{n: p[n] for n in tuned if n in p} for p in points]
     sampler = SAMPLERS[spec.search.algorithm](spec)
-    if spec.objective.multi:
+    if spec.objective.multi or spec.objective.constraints:
         return multi_objective_search()(metric=spec.objective.objective_keys,
                                         mode=spec.objective.objective_modes,
-                                        points_to_evaluate=points or None, sampler=sampler)
+                                        points_to_evaluate=points or None, sampler=sampler,
+                                        constrained=bool(spec.objective.constraints))
     return OptunaSearch(points_to_evaluate=points or None, sampler=sampler)
 
 

@@ -28,7 +28,7 @@ class SearcherEntry:
     first_stage: bool = False  # may run stage 1 of a two-stage job (search.stage1_with)
     # The scheduler this searcher needs (and that needs it); none does since bohb went.
     scheduler: str | None = None
-    # Searches several objectives at once (objective.metrics).
+    # Searches several objectives at once (objective.metrics) and takes constraints.
     multi_objective: bool = False
     # Why this searcher cannot search this spec (its space, its budget), or None.
     check: Callable[[Spec], str | None] | None = None
@@ -148,6 +148,12 @@ def check_search(spec: Spec) -> str | None:
         learners = ", ".join(n for n, e in SEARCHERS.items() if e.learns)
         return (f"search.warm_start needs a searcher that learns from results ({learners}), "
                 f"got {search.algorithm!r}")
+    if spec.objective.constraints and not entry.multi_objective:
+        capable = ", ".join(n for n, e in SEARCHERS.items() if e.multi_objective)
+        return (f"objective.constraints needs a searcher that takes Optuna constraints "
+                f"({capable}); search.algorithm is {search.algorithm!r}")
+    if spec.objective.constraints and search.warm_start is not None:
+        return "search.warm_start cannot replay earlier jobs into a constrained search yet"
     if spec.objective.multi:
         problem = _multi_objective_problem(spec)
         if problem:

@@ -127,6 +127,30 @@ class DataSpec(Section):
 
 
 # -------------------------------------------------------------- objective
+class ConstraintSpec(Section):
+    """A bound on a metric at the trial's best round (``objective.constraints``)."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        name = value.removeprefix("val_")
+        if name not in METRIC_MODES:
+            raise ValueError(f"unknown metric {value!r}; valid: {', '.join(METRIC_MODES)}")
+        return name
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ConstraintSpec:
+        if self.max is None and self.min is None:
+            raise ValueError(f"constraint on {self.metric!r} needs max or min")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"constraint on {self.metric!r}: min ({self.min}) > max ({self.max})")
+        return self
+
+
 class ObjectiveSpec(Section):
     """What a trial is scored by, and the business settings of fraud metrics."""
 
@@ -135,6 +159,9 @@ class ObjectiveSpec(Section):
     # Several objectives (multi-objective search): the first is ``metric`` (early stopping,
     # schedulers, threshold, the refit); modes come from the metric registry.
     metrics: list[str] | None = None
+    # Bounds on metrics at the best round: infeasible trials are never the best (optuna_tpe,
+    # nsga2 take them as Optuna constraints).
+    constraints: list[ConstraintSpec] = []
     max_fpr: float = Field(0.001, gt=0, lt=1)
     min_recall: float = Field(0.8, gt=0, le=1)
     fn_cost: float = Field(100.0, ge=0)
@@ -191,6 +218,14 @@ class ObjectiveSpec(Section):
     def multi(self) -> bool:
         """True for a multi-objective job (``objective.metrics``)."""
         return self.metrics is not None
+
+    @property
+    def at_best(self) -> list[str]:
+        """Metrics besides the first reported at the best round (``val_<m>_at_best``): the
+        further objectives, then the constrained metrics."""
+        out = list((self.metrics or [])[1:])
+        out += [c.metric for c in self.constraints if c.metric != self.metric and c.metric not in out]
+        return out
 
     @property
     def objective_keys(self) -> list[str]:

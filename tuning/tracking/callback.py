@@ -16,12 +16,14 @@ from tuning.tracking.tags import (
     FAILED,
     FINISHED,
     GPUS_TAG,
+    INFEASIBLE_TAG,
     JOB_TAG,
     LAST_ERROR_TAG,
     NODE_TAG,
     RESTORED_FROM_TAG,
     RETRIES_TAG,
     RUN_NAME_TAG,
+    infeasible,
     stopped_early_tags,
     trial_status,
 )
@@ -119,6 +121,8 @@ class MlflowTrackingCallback(Callback):
         last = trial.last_result or {}
         status = trial_status(last)
         tags = stopped_early_tags(last) if status != FINISHED else {}
+        if infeasible(last):
+            tags[INFEASIBLE_TAG] = "true"
         self._submit(Record("end", trial.trial_id, status=status, tags=tags, timestamp=_now_ms()))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -141,14 +145,16 @@ class MlflowTrackingCallback(Callback):
 
     def log_pareto(self, trials: list) -> dict[str, Any]:
         """Tag each child run ``tuning.pareto`` true / false and log ``pareto.json`` on the
-        parent: the trials (not failed) that no other beats on every objective at its best round.
+        parent: the trials (not failed, not infeasible) that no other beats on every objective
+        at its best round.
 
         Every trial is tagged, so a resumed job that computes the set again leaves no stale tag.
         """
         assert self.objectives is not None
         rows = {t.trial_id: dict(t.last_result or {}) for t in trials if t.status != "ERROR"}
+        feasible = {k: v for k, v in rows.items() if not infeasible(v)}
         writer = self.writer
-        record = pareto_record(rows, self.objectives, writer.run_ids if writer else None)
+        record = pareto_record(feasible, self.objectives, writer.run_ids if writer else None)
         members = {m["trial_id"] for m in record["members"]}
         for trial_id in rows:
             self._submit(Record("tags", trial_id,

@@ -37,6 +37,7 @@ RETRIES_TAG = "tuning.retries"
 LAST_ERROR_TAG = "tuning.last_error"
 ERROR_TAG = "tuning.error"
 ORPHAN_TAG = "tuning.orphan"
+INFEASIBLE_TAG = "tuning.infeasible"  # "true": the trial broke objective.constraints at its best round
 PARETO_TAG = "tuning.pareto"  # "true" on the Pareto set of a multi-objective job, else "false"
 
 # A trial's status, as MLflow run statuses.
@@ -61,3 +62,9 @@ def stopped_early_tags(last_result: Mapping[str, Any] | None) -> dict[str, str]:
     """The tags of a child run whose trial the scheduler stopped early."""
     return {STOPPED_EARLY_TAG: "true",
             STOPPED_AT_TAG: str((last_result or {}).get("rounds", ""))}
+
+
+def infeasible(last_result: Mapping[str, Any] | None) -> bool:
+    """True when a constrained job's trial broke ``objective.constraints`` at its best round."""
+    value = (last_result or {}).get("val_constraint_violation")
+    return isinstance(value, (int, float)) and value > 0

@@ -1,5 +1,5 @@
-"""A tiny multi-objective job: the Pareto set on the parent run and its child runs, and
-``tuning best --max-model-size`` picking from it."""
+"""A tiny constrained multi-objective job: the Pareto set on the parent run and its child
+runs, ``tuning best --max-model-size`` picking from it, infeasible trials tagged and never best."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tuning.cli import main
 from tuning.job.lifecycle import run_job
 from tuning.spec import parse_spec
 from tuning.tracking.pareto import PARETO_ARTIFACT, dominates
-from tuning.tracking.tags import PARENT_TAG, PARETO_TAG
+from tuning.tracking.tags import INFEASIBLE_TAG, PARENT_TAG, PARETO_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,9 @@ MODES = ("max", "min")
 SPEC = {
     "name": "multi",
     "data": {"source": "synthetic", "rows": 4000, "fraud_rate": 0.04, "seed": 2},
-    "objective": {"metrics": ["recall_at_fpr", "model_size"], "max_fpr": 0.02},
+    # The baseline trial (depth 5, eta 0.3) grows ~330 nodes by its best round: infeasible.
+    "objective": {"metrics": ["recall_at_fpr", "model_size"], "max_fpr": 0.02,
+                  "constraints": [{"metric": "val_model_size", "max": 150}]},
     "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.5},
                      "max_depth": {"type": "randint", "low": 1, "high": 6}},
     "search": {"algorithm": "nsga2", "seed": 0},
@@ -58,13 +60,21 @@ def test_pareto_artifact_and_tags_are_the_non_dominated_trials(job):
     tagged = {c.data.tags["ray.trial_id"] for c in children if c.data.tags.get(PARETO_TAG) == "true"}
     assert tagged and tagged == members
     assert all(c.data.tags.get(PARETO_TAG) in ("true", "false") for c in children)
-    # Objectives at each trial's best round, as the child runs hold them.
-    points = {c.data.tags["ray.trial_id"]: [c.data.metrics[k] for k in KEYS] for c in children}
+    # Objectives at each trial's best round, as the child runs hold them; the infeasible
+    # take no part.
+    infeasible = [c for c in children if c.data.metrics["val_constraint_violation"] > 0]
+    assert infeasible
+    for c in infeasible:
+        assert c.data.metrics["val_model_size_at_best"] > 150
+        assert c.data.tags[INFEASIBLE_TAG] == "true" and c.data.tags[PARETO_TAG] == "false"
+    feasible = [c for c in children if c not in infeasible]
+    assert all(INFEASIBLE_TAG not in c.data.tags for c in feasible)
+    points = {c.data.tags["ray.trial_id"]: [c.data.metrics[k] for k in KEYS] for c in feasible}
     for trial_id in members:
         assert not any(dominates(q, points[trial_id], MODES) for q in points.values())
     for trial_id in set(points) - members:  # and each one left out is beaten
         assert any(dominates(q, points[trial_id], MODES) for q in points.values())
-    # The refit is the Pareto member best on the first metric.
+    # The refit is the feasible Pareto member best on the first metric.
     assert result.best.trial_id in members
     assert result.best.best_value == max(p[0] for p in points.values())
 

@@ -94,3 +94,36 @@ def test_multi_objective_searcher_survives_tunes_save_and_restore(tmp_path):
     assert restored.metric == searcher.metric
     assert len(restored._ot_study.trials) == 2
     pickle.loads(pickle.dumps(restored))  # Tune pickles the searcher with the experiment
+
+
+@pytest.mark.parametrize(("constraint", "algorithm", "needle"), [
+    ({"metric": "size", "max": 1}, "nsga2", "unknown metric 'size'"),
+    ({"metric": "val_model_size"}, "nsga2", "needs max or min"),
+    ({"metric": "model_size", "min": 5, "max": 1}, "nsga2", "min (5.0) > max (1.0)"),
+    ({"metric": "model_size", "max": 100}, "tpe", "objective.constraints needs a searcher that "
+     "takes Optuna constraints (optuna_tpe, nsga2)"),
+])
+def test_bad_constraints_fail_with_one_line(constraint, algorithm, needle):
+    with pytest.raises(SpecError) as err:
+        _spec({"metric": "aucpr", "constraints": [constraint]}, algorithm)
+    assert needle in str(err.value) and "\n" not in str(err.value).strip()
+
+
+@pytest.mark.parametrize("objective", [
+    {"metric": "aucpr", "constraints": [{"metric": "val_model_size", "max": 100}]},
+    {"metrics": ["aucpr", "model_size"], "constraints": [{"metric": "logloss", "max": 0.2}]},
+])
+def test_constraints_reach_optuna_as_the_violation_at_the_best_round(objective):
+    spec = _spec(objective, "optuna_tpe")
+    assert spec.objective.at_best == [*(spec.objective.metrics or [])[1:],
+                                      objective["constraints"][0]["metric"].removeprefix("val_")]
+    searcher = build_searcher(spec)
+    _started(searcher, 3)
+    values = dict(zip(spec.objective.objective_keys, [0.5, 120.0]))
+    searcher.on_trial_complete("t0", {**values, "val_constraint_violation": 20.0, "training_done": True})
+    searcher.on_trial_complete("t1", {**values, "val_constraint_violation": 0.0, "training_done": False})
+    searcher.on_trial_complete("t2", {**values, "val_constraint_violation": float("nan"),
+                                      "training_done": True})
+    constraints = [t.constraints for t in searcher._ot_study.trials]
+    assert constraints == [{"violation": 20.0}, {"violation": 0.0}, {"violation": float("inf")}]
+    searcher.suggest("t3")  # the sampler reads them (constrained TPE) without complaint
