@@ -59,6 +59,8 @@ def build_report(tracking_uri: str, name_or_run_id: str, out_dir: str | Path | N
             skipped[key] = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
             logger.warning("report section %s skipped: %s", key, skipped[key])
             continue
+        if section is None:  # not this kind of job's (e.g. the Pareto set of objectives)
+            continue
         path = out / f"{key}.png"
         section.figures[0].savefig(path, dpi=110)
         files.append(path)

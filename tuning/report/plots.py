@@ -250,3 +250,36 @@ def pareto(points: list[dict], front: list[dict]) -> tuple[Any, Any]:
     pfig.update_layout(title="Recall vs FPR at each trial's threshold (validation)",
                        xaxis_title="false-positive rate", yaxis_title="recall", height=430)
     return fig, pfig
+
+
+def objectives_pareto(rows: list[dict], x: str, y: str) -> tuple[Any, Any]:
+    """Two objectives of a multi-objective job at each trial's best round; members joined.
+
+    ``rows`` hold ``trial_id``, ``x``, ``y``, ``member`` (on the Pareto set) and ``infeasible``.
+    """
+    import plotly.graph_objects as go
+
+    groups = {"Pareto set": [r for r in rows if r["member"]],
+              "infeasible": [r for r in rows if r["infeasible"]],
+              "other trials": [r for r in rows if not r["member"] and not r["infeasible"]]}
+    style = {"Pareto set": ("red", "o"), "infeasible": ("grey", "x"), "other trials": ("#1f77b4", ".")}
+    fig, ax = _subplots(figsize=(7, 4.5))
+    for name, group in groups.items():
+        if group:
+            color, marker = style[name]
+            ax.scatter([r[x] for r in group], [r[y] for r in group], color=color, marker=marker,
+                       label=name)
+    members = sorted(groups["Pareto set"], key=lambda r: r[x])
+    ax.plot([r[x] for r in members], [r[y] for r in members], color="red", alpha=0.5)
+    ax.set(xlabel=x, ylabel=y, title="Objectives at each trial's best round")
+    ax.legend()
+    fig.tight_layout()
+    pfig = go.Figure([
+        go.Scatter(x=[r[x] for r in group], y=[r[y] for r in group], name=name,
+                   mode="lines+markers" if name == "Pareto set" else "markers",
+                   text=[r["trial_id"] for r in group], marker={"color": style[name][0]})
+        for name, group in (("Pareto set", members), *list(groups.items())[1:]) if group
+    ])
+    pfig.update_layout(title="Objectives at each trial's best round", xaxis_title=x,
+                       yaxis_title=y, height=430)
+    return fig, pfig

@@ -8,7 +8,8 @@ from typing import Any, Callable
 from trainables.metrics import pareto_front
 from tuning.report import plots
 from tuning.report.data import importance_rows, operating_points, test_curve
-from tuning.tracking.store import Job, model_uri
+from tuning.tracking.store import Job, load_spec_text, model_uri
+from tuning.tracking.tags import INFEASIBLE_TAG, PARETO_TAG
 
 
 @dataclass
@@ -72,8 +73,30 @@ def _pareto(job: Job) -> Section:
                                      "--max-fpr X` picks from this front.")
 
 
-SECTIONS: dict[str, Callable[[Job], Section]] = {
+def _objectives(job: Job) -> Section | None:
+    """A multi-objective job's first two objectives and its Pareto set (None: not one)."""
+    import yaml
+
+    if not any(PARETO_TAG in t.tags for t in job.trials):
+        return None
+    metrics = (yaml.safe_load(load_spec_text(job)) or {}).get("objective", {}).get("metrics") or []
+    if len(metrics) < 2:
+        raise ValueError("the logged spec names no objective.metrics")
+    x, y = f"val_{metrics[0]}_best", f"val_{metrics[1]}_at_best"
+    rows = [{"trial_id": t.trial_id, x: t.metrics[x], y: t.metrics[y],
+             "member": t.tags.get(PARETO_TAG) == "true",
+             "infeasible": t.tags.get(INFEASIBLE_TAG) == "true", "round": t.best_round}
+            for t in job.trials if x in t.metrics and y in t.metrics]
+    table = [r for r in rows if r["member"]]
+    return Section("objectives_pareto", "Objectives: Pareto set", plots.objectives_pareto(rows, x, y),
+                   table=table, note="Each trial's objectives at its best round (the round where "
+                                     "the first was best); red: the Pareto set on the parent run "
+                                     "(pareto.json). `tuning best NAME --max-model-size N` picks "
+                                     "from it.")
+
+
+SECTIONS: dict[str, Callable[[Job], Section | None]] = {
     "optimization_history": _history, "parallel_coordinates": _parallel,
     "importance": _importance, "learning_curves": _learning, "pr_roc": _curves,
-    "pareto": _pareto,
+    "pareto": _pareto, "objectives_pareto": _objectives,
 }

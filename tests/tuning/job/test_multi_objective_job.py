@@ -95,3 +95,17 @@ def test_best_with_max_model_size_returns_a_pareto_member(job, capsys):
     code = main(["best", result.name, "--tracking-uri", result.tracking_uri,
                  "--max-model-size", str(limit - 1)])
     assert code != 0 and "no Pareto member is that small" in capsys.readouterr().err
+
+
+def test_report_draws_the_pareto_set(job):
+    from tuning.report.build import build_report
+
+    result, _, children, tmp = job
+    report = build_report(result.tracking_uri, result.parent_run_id, out_dir=tmp / "report",
+                          log=False)
+    assert "objectives_pareto" not in report.skipped  # (pr_roc is: the job logs no model)
+    assert (tmp / "report" / "objectives_pareto.png").exists()
+    rows = (tmp / "report" / "objectives_pareto.csv").read_text().splitlines()
+    members = sum(c.data.tags.get(PARETO_TAG) == "true" for c in children)
+    assert len(rows) == 1 + members
+    assert "Objectives: Pareto set" in report.html.read_text()
