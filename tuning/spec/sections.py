@@ -127,6 +127,14 @@ class DataSpec(Section):
 
 
 # -------------------------------------------------------------- objective
+def _registry_name(value: str, registry: Any, what: str) -> str:
+    """``value`` without its ``val_`` prefix, checked against a metric registry."""
+    name = value.removeprefix("val_")
+    if name not in registry:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(registry)}")
+    return name
+
+
 class ConstraintSpec(Section):
     """A bound on a metric at the trial's best round (``objective.constraints``)."""
 
@@ -137,10 +145,7 @@ class ConstraintSpec(Section):
     @field_validator("metric")
     @classmethod
     def _known(cls, value: str) -> str:
-        name = value.removeprefix("val_")
-        if name not in METRIC_MODES:
-            raise ValueError(f"unknown metric {value!r}; valid: {', '.join(METRIC_MODES)}")
-        return name
+        return _registry_name(value, METRIC_MODES, "metric")
 
     @model_validator(mode="after")
     def _bounded(self) -> ConstraintSpec:
@@ -172,10 +177,7 @@ class ObjectiveSpec(Section):
     @field_validator("metric")
     @classmethod
     def _known(cls, value: str) -> str:
-        name = value.removeprefix("val_")
-        if name not in OBJECTIVES:
-            raise ValueError(f"unknown objective {value!r}; valid: {', '.join(OBJECTIVES)}")
-        return name
+        return _registry_name(value, OBJECTIVES, "objective")
 
     @field_validator("metrics")
     @classmethod
