@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xgboost as xgb
 
 from trainables.cv import Part, score_round
 from trainables.settings import TrainSettings
 
-__all__ = ["MODEL_FILE", "PROGRESS_FILE", "Progress", "Report", "load_checkpoint", "save_checkpoint",
-           "train_lockstep"]
+__all__ = ["MODEL_FILE", "PROGRESS_FILE", "SCORING_REPEATS", "SCORING_ROWS", "Progress", "Report",
+           "load_checkpoint", "save_checkpoint", "scoring_ms", "train_lockstep"]
 
 MODEL_FILE = "model.ubj"  # the holdout's one booster: the file name older checkpoints have
 PROGRESS_FILE = "progress.json"
@@ -98,6 +101,49 @@ def _nodes(booster: xgb.Booster) -> int:
     return sum(tree.count("\n") for tree in booster.get_dump())
 
 
+#: Validation rows each report scores to time the model (evenly spaced, the same every report).
+SCORING_ROWS = 512
+#: Timed repeats per report; their median is reported.
+SCORING_REPEATS = 3
+_SAMPLES: weakref.WeakKeyDictionary[Part, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def _scoring_sample(part: Part) -> np.ndarray:
+    """A dense float32 copy of up to :data:`SCORING_ROWS` validation rows of ``part``, cached.
+
+    The validation matrix is quantised, so its values are each bin's cut value: every row
+    follows the same path through the trees as the input row, and scores the same.
+    """
+    sample = _SAMPLES.get(part)
+    if sample is None:
+        csr = part.dval.get_data()
+        rows = np.unique(np.linspace(0, csr.shape[0] - 1, min(SCORING_ROWS, csr.shape[0])).astype(int))
+        csr = csr[rows]
+        sample = np.full(csr.shape, np.nan, dtype=np.float32)  # absent entries are missing values
+        sample[np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr)), csr.indices] = csr.data
+        _SAMPLES[part] = sample
+    return sample
+
+
+def scoring_ms(boosters: list[xgb.Booster], parts: list[Part], repeats: int = SCORING_REPEATS) -> float:
+    """Measured milliseconds to score 1,000 validation rows (the fold mean with K folds).
+
+    ``Booster.predict`` on a matrix the booster has seen reuses its cached predictions and
+    adds only the newest trees; ``inplace_predict`` on a numpy copy caches nothing, so each
+    call walks every tree, with the trial's threads. The median of ``repeats`` calls.
+    """
+    per_fold = []
+    for booster, part in zip(boosters, parts):
+        sample = _scoring_sample(part)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            booster.inplace_predict(sample, validate_features=False)
+            times.append(time.perf_counter() - start)
+        per_fold.append(statistics.median(times) * 1e6 / len(sample))
+    return float(sum(per_fold) / len(per_fold))
+
+
 @dataclass(frozen=True)
 class Report:
     """One result for Tune: ``result`` (metrics, ``rounds``, ``training_done``, best so far)
@@ -127,7 +173,8 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
 
     Yields:
         One report per scoring; ``train_time_s`` in its result excludes the time spent at
-        the yield (the driver's report callbacks).
+        the yield (the driver's report callbacks). ``val_model_size`` and ``val_scoring_ms``
+        describe the model at that round; ``val_scoring_ms_at_best`` is always reported.
     """
     if boosters is None:
         boosters = [xgb.Booster(p, [part.dtrain]) for p, part in zip(params, parts)]
@@ -149,11 +196,13 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
             continue
         result = score_round(parts, [b.predict(p.dval) for b, p in zip(boosters, parts)], settings)
         result["val_model_size"] = progress.model_size(boosters, rounds)
+        result["val_scoring_ms"] = scoring_ms(boosters, parts)
+        at_best = _at_best(settings)
         if progress.update(result[f"val_{settings.metric}"], rounds, result["val_threshold"], settings.mode):
-            progress.at_best = {m: float(result[f"val_{m}"]) for m in settings.also_at_best}
+            progress.at_best = {m: float(result[f"val_{m}"]) for m in at_best}
         last = rounds >= total or (patience is not None and progress.since_best >= patience)
         progress.stopped = last
-        result.update(progress.keys(settings.metric, settings.also_at_best))
+        result.update(progress.keys(settings.metric, at_best))
         if settings.constraints:
             result["val_constraint_violation"] = progress.violation(settings)
         result.update(rounds=rounds, training_done=last, cv_folds=len(parts))
@@ -163,6 +212,12 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
         started = time.perf_counter()
         if last:
             return
+
+
+def _at_best(settings: TrainSettings) -> tuple[str, ...]:
+    """Metrics reported at the best round: the job's further objectives, and always the
+    scoring time (``tuning best --max-scoring-ms`` picks by it in any job)."""
+    return settings.also_at_best + (() if "scoring_ms" in settings.also_at_best else ("scoring_ms",))
 
 
 def save_checkpoint(folder: str | Path, boosters: list[xgb.Booster], progress: Progress) -> None:
