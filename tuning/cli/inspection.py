@@ -9,22 +9,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tuning.errors import JobError
+from tuning.cli.choice import LIMITS, MODEL_SIZE_KEY, SCORING_MS_KEY, choose, pareto_pick, pick
 from tuning.report.build import ARTIFACT_DIR, build_report
-from tuning.report.data import best_under_fpr, operating_points
 from tuning.spec import resolve_tracking_uri as default_uri
 from tuning.tracking.client import client_for
 from tuning.tracking.store import load_job, load_spec_text, parent_runs
-from tuning.tracking.tags import PARETO_TAG
 
-#: The model-size objective of a multi-objective job, at each trial's best round.
-MODEL_SIZE_KEY = "val_model_size_at_best"
+__all__ = ["MODEL_SIZE_KEY", "SCORING_MS_KEY", "best_record", "choose", "export_record", "pareto_pick",
+           "register"]
 
 
 def _common(parser: argparse.ArgumentParser, job: bool = True) -> None:
@@ -51,6 +48,9 @@ def register(sub: Any) -> None:
     best.add_argument("--max-model-size", type=float, metavar="NODES", help="instead: the "
                       "member of a multi-objective job's Pareto set best on its first metric "
                       "whose model has at most this many tree nodes")
+    best.add_argument("--max-scoring-ms", type=float, metavar="MS", help="instead: the trial "
+                      "best on the first metric whose model scores 1,000 validation rows in at "
+                      "most this many ms (from the Pareto set when scoring_ms is an objective)")
     best.add_argument("--json", action="store_true")
     best.set_defaults(func=cmd_best)
 
@@ -61,6 +61,8 @@ def register(sub: Any) -> None:
     export.add_argument("--max-fpr", type=float, help="export the trial `best --max-fpr` picks")
     export.add_argument("--max-model-size", type=float, metavar="NODES",
                         help="export the trial `best --max-model-size` picks")
+    export.add_argument("--max-scoring-ms", type=float, metavar="MS",
+                        help="export the trial `best --max-scoring-ms` picks")
     export.set_defaults(func=cmd_export)
 
     runs = sub.add_parser("runs", help="list past jobs in the tracking store")
@@ -70,69 +72,19 @@ def register(sub: Any) -> None:
     runs.set_defaults(func=cmd_runs)
 
 
-# ---------------------------------------------------------------- choose
-def choose(job: Any, max_fpr: float | None,
-           max_model_size: float | None = None) -> tuple[Any, dict[str, float]]:
-    """The trial to show or export and its validation figures at its best round."""
-    if max_model_size is not None:
-        if max_fpr is not None:
-            raise JobError("give --max-fpr or --max-model-size, not both")
-        trial = pareto_pick(job, max_model_size)
-        return trial, {job.metric: trial.best_value, MODEL_SIZE_KEY: trial.metrics[MODEL_SIZE_KEY],
-                       **trial.point}
-    if max_fpr is None:
-        trial = job.best
-        if trial is None:
-            raise JobError(f"job {job.name} ({job.run_id}) has no trial with a "
-                           f"{job.metric} value")
-        return trial, {job.metric: trial.best_value, **trial.point}
-    if not 0 < max_fpr < 1:
-        raise JobError(f"--max-fpr must be between 0 and 1, got {max_fpr}")
-    points = operating_points(job)
-    pick = best_under_fpr(points, max_fpr)
-    if pick is None:
-        lowest = min((p["fpr"] for p in points), default=math.nan)
-        raise JobError(f"--max-fpr {max_fpr}: no finished trial has a validation FPR that low "
-                       f"(lowest: {lowest:.4g}); see the Pareto front in `tuning report`")
-    trial = next(t for t in job.trials if t.trial_id == pick["trial_id"])
-    return trial, {job.metric: trial.best_value, **trial.point}
+def _limits(args: argparse.Namespace) -> dict[str, float | None]:
+    return {name: getattr(args, name, None) for name in LIMITS}
 
 
-def pareto_pick(job: Any, max_model_size: float) -> Any:
-    """The Pareto member (tag ``tuning.pareto=true``) best on the job's first metric whose
-    model size at its best round is at most ``max_model_size`` tree nodes."""
-    members = [t for t in job.trials if t.tags.get(PARETO_TAG) == "true"]
-    if not members:
-        raise JobError(f"job {job.name} ({job.run_id}) has no Pareto set: --max-model-size needs "
-                       f"a multi-objective job (objective.metrics with model_size)")
-    sized = [t for t in members if MODEL_SIZE_KEY in t.metrics]
-    if not sized:
-        raise JobError(f"job {job.name}: its objectives do not include model_size")
-    fits = [t for t in sized if t.metrics[MODEL_SIZE_KEY] <= max_model_size
-            and t.best_value is not None]
-    if not fits:
-        smallest = min(t.metrics[MODEL_SIZE_KEY] for t in sized)
-        raise JobError(f"--max-model-size {max_model_size:g}: no Pareto member is that small "
-                       f"(smallest: {smallest:g} tree nodes)")
-    return (max if job.mode == "max" else min)(fits, key=lambda t: t.best_value)
-
-
-def _selected_by(job: Any, max_fpr: float | None, max_model_size: float | None) -> str:
-    if max_model_size is not None:
-        return f"best {job.metric} ({job.mode}) in the Pareto set with <= {max_model_size:g} tree nodes"
-    if max_fpr is not None:
-        return f"best validation recall with FPR <= {max_fpr}"
-    return f"{job.metric} ({job.mode})"
-
-
-def best_record(job: Any, max_fpr: float | None = None,
-                max_model_size: float | None = None) -> dict[str, Any]:
-    trial, figures = choose(job, max_fpr, max_model_size)
+def best_record(job: Any, max_fpr: float | None = None, max_model_size: float | None = None,
+                max_scoring_ms: float | None = None) -> dict[str, Any]:
+    chosen = pick(job, max_fpr, max_model_size, max_scoring_ms)
+    trial, figures = chosen.trial, chosen.figures
     is_refit = job.best is not None and trial.trial_id == job.best.trial_id
     return {
         "job": job.name, "parent_run_id": job.run_id, "tracking_uri": job.tracking_uri,
         "trial_id": trial.trial_id, "child_run_id": trial.run_id, "status": trial.status,
-        "selected_by": _selected_by(job, max_fpr, max_model_size),
+        "selected_by": chosen.selected_by,
         "params": trial.params, "best_round": trial.best_round,
         "threshold": trial.point.get("val_threshold"),
         "validation": figures,
@@ -157,7 +109,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_best(args: argparse.Namespace) -> int:
     job = load_job(default_uri(args.tracking_uri), args.job)
-    rec = best_record(job, args.max_fpr, args.max_model_size)
+    rec = best_record(job, args.max_fpr, **_limits(args))
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
         return 0
@@ -182,17 +134,17 @@ def cmd_best(args: argparse.Namespace) -> int:
         print(f"  model = mlflow.pyfunc.load_model({rec['model_uri']!r})   # raw rows in: score, decision")
         print(f"  booster = mlflow.xgboost.load_model({rec['booster_uri']!r})")
     else:
-        option = (f"--max-model-size {args.max_model_size:g}" if args.max_model_size is not None
-                  else f"--max-fpr {args.max_fpr}")
+        option = " ".join([f"{limit.option} {getattr(args, name):g}" for name, limit in LIMITS.items()
+                           if getattr(args, name, None) is not None] or [f"--max-fpr {args.max_fpr}"])
         print("No refit model for this trial (the job logged its best trial's); train one "
               f"with `tuning export {args.job} {option}`.")
     return 0
 
 
-def export_record(job: Any, max_fpr: float | None = None,
-                  max_model_size: float | None = None) -> dict[str, Any]:
+def export_record(job: Any, max_fpr: float | None = None, max_model_size: float | None = None,
+                  max_scoring_ms: float | None = None) -> dict[str, Any]:
     """Params for a production training run: fixed training params, then the trial's."""
-    trial, figures = choose(job, max_fpr, max_model_size)
+    trial, figures = choose(job, max_fpr, max_model_size, max_scoring_ms)
     spec = yaml.safe_load(load_spec_text(job)) or {}
     training = spec.get("training") or {}
     params = {"objective": "binary:logistic", "tree_method": "hist",
@@ -211,7 +163,7 @@ def export_record(job: Any, max_fpr: float | None = None,
 
 def cmd_export(args: argparse.Namespace) -> int:
     job = load_job(default_uri(args.tracking_uri), args.job)
-    rec = export_record(job, args.max_fpr, getattr(args, "max_model_size", None))
+    rec = export_record(job, args.max_fpr, **_limits(args))
     text = (json.dumps(rec, indent=2) + "\n" if args.format == "json"
             else yaml.safe_dump(rec, sort_keys=False))
     if args.output:
