@@ -89,3 +89,48 @@ def test_quality_quick_compares_the_three_methods_on_the_same_rows(tmp_path, ray
     (project,) = [r for r in runs if r["method"] == "this project"]
     assert project["minus_baseline"] is not None and project["cv_folds"] == 5
     assert "| claims |" in capsys.readouterr().out
+
+
+def test_search_efficiency_ratios_are_to_random_asha_and_never_reached_is_infinite():
+    import math
+
+    from benchmarks.search_efficiency import BASELINE, markdown, quantile, table
+
+    assert BASELINE == "random+asha"
+    curves = {"synthetic": {
+        "random+asha": {0: [[2.0, 0.5], [8.0, 0.7]], 1: [[4.0, 0.6]]},
+        "tpe+asha": {0: [[4.0, 0.71]], 1: [[1.0, 0.5]]},  # seed 1: never reaches 0.6
+    }}
+    walls = {"synthetic": {"random+asha": {0: 10.0, 1: 12.0}, "tpe+asha": {0: 9.0, 1: 11.0}}}
+    rows = {r["method"]: r for r in table(curves, walls)}
+    assert rows["random+asha"]["ratio_median"] == 1.0
+    tpe = rows["tpe+asha"]
+    assert tpe["ratio_per_seed"] == {0: 0.5, 1: math.inf} and tpe["reached"] == "1/2"
+    assert tpe["ratio_median"] == math.inf and tpe["ratio_min"] == 0.5
+    assert quantile([0.5, 1.0, math.inf], 0.5) == 1.0 and quantile([1.0, math.inf], 0.25) == math.inf
+    assert "| synthetic | tpe+asha | 2 | ∞ (" in markdown(list(rows.values()), "t")
+
+
+def test_search_latency_measures_a_searcher_in_process_and_extrapolates(capsys):
+    import json
+
+    from benchmarks.search_latency import extrapolate, measure
+
+    measure("cmaes", [3], repeats=1, feed_limit_s=10.0, samples=8)
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["searcher"] == "cmaes" and row["finished"] == 3 and row["ms"] > 0
+    rows = [{"searcher": "gp", "finished": n, "ms": ms} for n, ms in ((10, 1.0), (100, 10.0))]
+    (*_, far) = extrapolate(rows + [{"searcher": "gp", "finished": 1000, "ms": None}])
+    assert far["extrapolated"] and abs(far["ms"] - 100.0) < 1e-6
+
+
+def test_cv_rule_pairs_the_two_arms_of_each_split():
+    from benchmarks.cv_rule import markdown, pairs, rows_for
+
+    assert rows_for(1000, 0.05) == 25_000
+    runs = [{"target_positives": 500, "rows": 12_500, "seed": s, "cv": cv, "test_aucpr": a,
+             "wall_s": w, "search_s": w / 2}
+            for s, cv, a, w in ((0, 1, 0.70, 10.0), (0, 5, 0.72, 20.0), (1, 5, 0.69, 30.0))]
+    (cell,) = pairs(runs)[500]  # split 1 has one arm only: not paired
+    assert cell["aucpr_cv5"] - cell["aucpr_cv1"] == pytest.approx(0.02)
+    assert "| cards (500) | 12,500 | ~500 | +0.0200 | +0.0200 | 0.7000 | 2.0× | 2.0× |" in markdown(runs, "t")
