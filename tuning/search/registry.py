@@ -152,8 +152,6 @@ def check_search(spec: Spec) -> str | None:
         capable = ", ".join(n for n, e in SEARCHERS.items() if e.multi_objective)
         return (f"objective.constraints needs a searcher that takes Optuna constraints "
                 f"({capable}); search.algorithm is {search.algorithm!r}")
-    if spec.objective.constraints and search.warm_start is not None:
-        return "search.warm_start cannot replay earlier jobs into a constrained search yet"
     if spec.objective.multi:
         problem = _multi_objective_problem(spec)
         if problem:
@@ -181,6 +179,4 @@ def _multi_objective_problem(spec: Spec) -> str | None:
     if not SEARCHERS[spec.search.algorithm].multi_objective:
         return (f"objective.metrics needs a multi-objective searcher ({', '.join(capable)}); "
                 f"search.algorithm is {spec.search.algorithm!r}")
-    if spec.search.warm_start is not None:
-        return "search.warm_start cannot replay earlier jobs into a multi-objective search yet"
     return None

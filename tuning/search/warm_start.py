@@ -13,18 +13,25 @@ configured the searcher, each is suggested under a made-up trial id and complete
 at once with its known score. The searcher
 updates its model exactly as if the trial had run here, and the first trial Tune
 starts gets the first new suggestion.
+
+A multi-objective or constrained search (``MultiObjectiveSearch``) gets each earlier trial's
+objectives and, when constrained, its constraint violation, all at one round: its best round
+when the run holds them all (``val_<first>_best``, ``val_<m>_at_best``), else its last report.
+Ray's ``evaluated_rewards`` would take them too, but its ``add_evaluated_point`` builds an
+Optuna trial with one ``value`` (Ray 2.60), so the replay goes through ask / tell here as well.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
 from tuning.search.codec import contains, is_tuned, parse_value
+from tuning.search.optuna_samplers import VIOLATION_KEY
 
 if TYPE_CHECKING:
     from tuning.spec import Spec
@@ -34,10 +41,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Observation:
-    """One evaluated configuration: the tuned parameters and the objective value."""
+    """One evaluated configuration: the tuned parameters and the objective value.
+
+    ``further`` holds the other result keys a multi-objective or constrained searcher reads
+    (``val_<m>_at_best`` per further objective, ``val_constraint_violation``).
+    """
 
     config: dict[str, Any]
     value: float
+    further: dict[str, float] = field(default_factory=dict)
 
 
 class Prefilled(Searcher):
@@ -68,8 +80,11 @@ class Prefilled(Searcher):
             suggested = self.searcher.suggest(trial_id)
             if not isinstance(suggested, dict):  # FINISHED or a refusal: nothing to feed
                 break
-            # As a trial that ran all its reports (OptunaSearch reads training_iteration).
-            result = {self._metric: obs.value, "training_iteration": self.max_t}
+            # As a trial that ran all its reports (OptunaSearch reads training_iteration;
+            # MultiObjectiveSearch tells a trial without training_done as pruned).
+            key = self._metric if isinstance(self._metric, str) else self._metric[0]
+            result = {**obs.further, key: obs.value, "training_iteration": self.max_t,
+                      "training_done": True}
             self.searcher.on_trial_result(trial_id, result)
             self.searcher.on_trial_complete(trial_id, result=result)
             self.replayed += 1
@@ -113,25 +128,59 @@ def fit_to_space(spec: Spec, runs: list[tuple[dict[str, str], dict[str, float]]]
     """Turn (params, metrics) string maps into observations inside ``spec``'s space.
 
     Runs without the objective, or whose params fall outside the space, are skipped
-    with one warning that says how many and shows the first reason.
+    with one warning that says how many and shows the first reason. A multi-objective or
+    constrained ``spec`` takes every objective (and constrained metric) of a run at one round
+    (:func:`_at_one_round`).
     """
     key = spec.objective.result_key
+    several = spec.objective.multi or bool(spec.objective.constraints)
     kept: list[Observation] = []
     reasons: list[str] = []
     for params, metrics in runs:
-        value = metrics.get(key)
-        if value is None or math.isnan(value):
-            reasons.append(f"no {key}")
-            continue
+        if several:
+            values = _at_one_round(spec, metrics)
+            if isinstance(values, str):
+                reasons.append(values)
+                continue
+        else:
+            value = metrics.get(key)
+            if value is None or math.isnan(value):
+                reasons.append(f"no {key}")
+                continue
         config, why = _config_in_space(spec.search_space, params)
         if config is None:
             reasons.append(why)
             continue
-        kept.append(Observation(config, float(value)))
+        kept.append(_observation(spec, config, values) if several else Observation(config, float(value)))
     if reasons:
         logger.warning("warm start: skipped %d of %d earlier trials from %s (first: %s)",
                        len(reasons), len(runs), source, reasons[0])
     return kept
+
+
+def _at_one_round(spec: Spec, metrics: dict[str, float]) -> dict[str, float] | str:
+    """The objectives and constrained metrics (registry names) of one earlier trial, all at its
+    best round when the run holds them, else all at its last report; or why it has none."""
+    obj = spec.objective
+    names = [obj.metric, *obj.at_best]
+    at_best = {obj.metric: metrics.get(f"val_{obj.metric}_best"),
+               **{m: metrics.get(f"val_{m}_at_best") for m in obj.at_best}}
+    last = {m: metrics.get(f"val_{m}") for m in names}
+    for values in (at_best, last):
+        if all(isinstance(v, (int, float)) and not math.isnan(v) for v in values.values()):
+            return {m: float(v) for m, v in values.items()}
+    return f"no {next(f'val_{m}' for m, v in last.items() if v is None or math.isnan(v))}"
+
+
+def _observation(spec: Spec, config: dict[str, Any], values: dict[str, float]) -> Observation:
+    """What a multi-objective / constrained searcher reads of one trial (its result keys)."""
+    obj = spec.objective
+    further = {f"val_{m}_at_best": values[m] for m in (obj.metrics or [])[1:]}
+    if obj.constraints:
+        further[VIOLATION_KEY] = sum(
+            max(0.0, (c.min - values[c.metric]) if c.min is not None else 0.0,
+                (values[c.metric] - c.max) if c.max is not None else 0.0) for c in obj.constraints)
+    return Observation(config, values[obj.metric], further)
 
 
 def _config_in_space(space: dict[str, Any], params: dict[str, str]) -> tuple[dict | None, str]:

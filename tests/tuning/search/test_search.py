@@ -256,7 +256,8 @@ def test_contract_searcher_state_survives_tunes_save_and_restore(algorithm, tmp_
 def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, tracking_uri, tmp_path,
                                                  request, caplog):
     """Every searcher runs a tiny job; a learning one warm-started from the shared
-    finished tiny job (its space holds that job's: eta, max_depth, grow_policy)."""
+    finished tiny job (its space holds that job's: eta, max_depth, grow_policy); nsga2
+    multi-objective (aucpr, model_size), fed both objectives of each earlier trial."""
     from tuning.job.lifecycle import run_job
 
     sections = {}
@@ -269,14 +270,19 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
         sections = {"search_space": space, "search": {
             "algorithm": algorithm, "seed": 0, "n_initial_points": 2,
             "warm_start": {"run_id": earlier.parent_run_id, "tracking_uri": earlier.tracking_uri}}}
+    if algorithm == "nsga2":
+        sections["objective"] = {"metrics": ["aucpr", "model_size"]}
     spec = parse_spec(tiny(tracking_uri, tmp_path, algorithm, **sections))
     with caplog.at_level(logging.INFO, logger="tuning.search.warm_start"):
         result = run_job(spec, progress=False)
     if earlier is not None:  # every finished earlier trial went into the searcher, once
         from tuning.tracking.observations import load_observations
 
-        stored = len(load_observations(spec))
+        observations = load_observations(spec)
+        stored = len(observations)
         assert stored >= 1
+        if spec.objective.multi:  # the earlier job's last reports: its sizes were no objective
+            assert all(o.further["val_model_size_at_best"] > 0 for o in observations)
         fed = [r.getMessage() for r in caplog.records if "warm start: fed" in r.getMessage()]
         assert fed == [f"warm start: fed {stored} earlier results to the searcher"]
     expected = 2 if algorithm == "grid" else spec.budget.num_samples

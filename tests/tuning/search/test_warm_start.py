@@ -133,3 +133,62 @@ def test_warm_started_job_reads_the_earlier_job_from_mlflow(ray_session, trackin
 
     with pytest.raises(JobError, match="no MLflow experiment 'nope'"):
         warm(parse_spec({**later, "search": {"warm_start": {"experiment": "nope"}}}))
+
+
+# --------------------------------------------- multi-objective and constrained
+MULTI = {"metrics": ["aucpr", "model_size"]}
+
+
+def _study_of(spec, obs):
+    from tuning.search.space import param_space
+
+    searcher = build_searcher(spec, obs)
+    assert searcher.set_search_properties(spec.objective.tune_key, "max", param_space(spec))
+    assert searcher.replayed == len(obs)
+    return searcher, searcher.searcher._ot_study
+
+
+@pytest.mark.parametrize("algorithm", ["nsga2", "optuna_tpe"])
+def test_a_multi_objective_search_is_fed_every_objective_of_each_earlier_trial(algorithm):
+    obs = [Observation(o.config, o.value, {"val_model_size_at_best": 100.0 * (i + 1)})
+           for i, o in enumerate(OBS)]
+    spec = spec_of(algorithm, objective=MULTI, search={
+        "algorithm": algorithm, "seed": 0, "n_initial_points": 2, "warm_start": {"experiment": "x"}})
+    searcher, study = _study_of(spec, obs)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert [t.values for t in done] == [[0.4, 100.0], [0.6, 200.0], [0.5, 300.0]]
+    assert [t.params for t in done] == [o.config for o in obs]
+    assert len(study.best_trials) == 2  # (0.5, 300) is beaten by (0.6, 200)
+    assert isinstance(searcher.suggest("first-real-trial"), dict)
+
+
+def test_a_constrained_search_is_fed_each_earlier_trials_violation():
+    spec = spec_of("nsga2", objective={**MULTI, "constraints": [{"metric": "model_size", "max": 150}]},
+                   search={"algorithm": "nsga2", "seed": 0, "warm_start": {"experiment": "x"}})
+    runs = [({"eta": "0.05", "max_depth": "3", "grow_policy": "depthwise"},
+             {"val_aucpr_best": 0.4, "val_model_size_at_best": 100.0}),
+            ({"eta": "0.2", "max_depth": "5", "grow_policy": "lossguide"},
+             {"val_aucpr_best": 0.6, "val_model_size_at_best": 400.0})]
+    obs = fit_to_space(spec, runs)
+    assert [o.further["val_constraint_violation"] for o in obs] == [0.0, 250.0]
+    _, study = _study_of(spec, obs)
+    assert [t.constraints for t in study.trials] == [{"violation": 0.0}, {"violation": 250.0}]
+
+
+def test_earlier_trials_give_every_objective_at_one_round(caplog):
+    spec = spec_of("nsga2", objective=MULTI, search={"algorithm": "nsga2", "warm_start": {"experiment": "x"}})
+    params = {"eta": "0.05", "max_depth": "3", "grow_policy": "depthwise"}
+    runs = [
+        # a multi-objective job's trial: both at its best round, its last report ignored
+        (params, {"val_aucpr_best": 0.5, "val_model_size_at_best": 40.0, "val_aucpr": 0.45,
+                  "val_model_size": 90.0}),
+        # a single-objective job's trial: no model size at the best round, so both at the last
+        (params, {"val_aucpr_best": 0.5, "val_aucpr": 0.45, "val_model_size": 90.0}),
+        # a job from before model sizes were reported
+        (params, {"val_aucpr_best": 0.5, "val_aucpr": 0.45}),
+    ]
+    with caplog.at_level(logging.WARNING, logger="tuning.search.warm_start"):
+        obs = fit_to_space(spec, runs)
+    assert [(o.value, o.further) for o in obs] == [(0.5, {"val_model_size_at_best": 40.0}),
+                                                   (0.45, {"val_model_size_at_best": 90.0})]
+    assert "skipped 1 of 3 earlier trials" in caplog.text and "(first: no val_model_size)" in caplog.text
