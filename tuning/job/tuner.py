@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
@@ -27,6 +28,7 @@ from tuning.schedule.stoppers import build_stopper
 from tuning.search.baseline import baseline_point
 from tuning.search.build import build_searcher
 from tuning.search.space import grid_size, param_space
+from tuning.errors import SpecError
 from tuning.spec import Spec
 from tuning.tracking.callback import MlflowTrackingCallback
 from tuning.tracking.observations import load_observations
@@ -82,11 +84,49 @@ def warn_on_threshold_budget(spec: Spec, data: Any) -> str | None:
     return message
 
 
-def trainable_with_data(spec: Spec, data: Any) -> Any:
+def trainable_with_data(spec: Spec, data: Any, experiment_dir: Path | None = None) -> Any:
     """The trainable with the job's data and settings bound, and its resources."""
+    if spec.resources.workers:
+        return data_parallel_trainable(spec, data, experiment_dir)
     trainable = tune.with_parameters(get_trainable(spec.trainable), data=trial_data(spec, data),
                                      settings=train_settings(spec, data))
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def data_parallel_trainable(spec: Spec, data: Any, experiment_dir: Path | None) -> Any:
+    """``resources.workers``: each trial a Ray Train run (trainables.data_parallel).
+
+    Tune holds only the coordinator's share of a CPU; the workers' own resources are
+    Ray Train's, so :func:`concurrency` keeps Tune from starting more trials than fit.
+    """
+    from trainables.data_parallel import COORDINATOR_CPU, DataParallelTrial, Workers, shared
+
+    settings = train_settings(spec, data)
+    if settings.cv_folds != 1:
+        raise SpecError(f"resources.workers: data-parallel trials train on one holdout; set "
+                        f"evaluation.cv: 1 (got {spec.evaluation.cv!r}, {settings.cv_folds} folds)")
+    storage = None
+    if experiment_dir is not None:
+        storage = f"{tune_storage(spec.storage.path, experiment_dir).rstrip('/')}/{experiment_dir.name}/train"
+    workers = Workers(spec.resources.workers, spec.resources.cpu, spec.resources.gpu, storage)
+    trainable = tune.with_parameters(DataParallelTrial, data=shared(trial_data(spec, data)),
+                                     settings=settings, workers=workers)
+    return tune.with_resources(trainable, {"cpu": COORDINATOR_CPU})
+
+
+def concurrency(spec: Spec) -> int:
+    """Trials side by side: :func:`default_concurrency`, or with ``resources.workers`` the
+    whole data-parallel trials (workers and coordinator) the cluster holds at once."""
+    if not spec.resources.workers:
+        return default_concurrency(spec)
+    from trainables.data_parallel import Workers
+
+    total = ray.cluster_resources()
+    per_trial = Workers(spec.resources.workers, spec.resources.cpu, spec.resources.gpu).per_trial_cpu
+    fit = int(total.get("CPU", 1) // per_trial)
+    if spec.resources.gpu > 0:
+        fit = min(fit, int(total.get("GPU", 0) // (spec.resources.gpu * spec.resources.workers)))
+    return max(1, min(fit, spec.budget.max_concurrent or fit))
 
 
 def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
@@ -120,11 +160,12 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
         search_alg=build_searcher(spec, observations, baseline),
         scheduler=scheduler,
         num_samples=num_samples,
-        max_concurrent_trials=default_concurrency(spec),
+        max_concurrent_trials=concurrency(spec),
         time_budget_s=spec.budget.time_budget_s,
         # A function trainable reused across trials keeps its worker process, so
-        # imports and the per-process DMatrix cache are paid once per worker.
-        reuse_actors=True,
+        # imports and the per-process DMatrix cache are paid once per worker. A
+        # data-parallel trial starts its own Train workers: nothing to reuse.
+        reuse_actors=not spec.resources.workers,
     )
     run_config = tune.RunConfig(
         name=experiment_dir.name,
@@ -139,7 +180,7 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
         verbose=0,
     )
-    return tune.Tuner(trainable_with_data(spec, data), param_space=param_space(spec),
+    return tune.Tuner(trainable_with_data(spec, data, experiment_dir), param_space=param_space(spec),
                       tune_config=tune_config, run_config=run_config)
 
 

@@ -384,8 +384,14 @@ class BudgetSpec(Section):
 
 
 class ResourcesSpec(Section):
+    """What each trial holds. With ``workers`` a trial is a Ray Train run over that many
+    data-parallel workers and ``cpu`` / ``gpu`` are per worker (the trial's coordinator
+    holds a tenth of a CPU more; docs/scale.md)."""
+
     cpu: float = Field(1, gt=0)
     gpu: float = Field(0, ge=0)
+    workers: int | None = Field(None, ge=1, description="data-parallel Ray Train workers per "
+                                "trial (cpu and gpu are then per worker); absent: one process")
 
     @field_validator("gpu")
     @classmethod
