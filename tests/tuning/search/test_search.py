@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
+from ray import tune
 
 from tuning.search.codec import contains, from_unit, parse_value, to_unit
 from tuning.spec import SpecError, parse_spec
@@ -251,14 +256,53 @@ def test_contract_searcher_state_survives_tunes_save_and_restore(algorithm, tmp_
 
 
 # ---------------------------------------------------------------- contract
+INTERRUPT_AFTER = 1  # completed trials
+
+
+class InterruptAfter(tune.Callback):
+    """Sends this process SIGINT (Ctrl-C) when the ``n``-th trial completes, once per marker."""
+
+    def __init__(self, n: int, marker: Path) -> None:
+        self.n, self.marker, self.completed = n, str(marker), 0
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.completed += 1
+        if self.completed >= self.n and not os.path.exists(self.marker):
+            Path(self.marker).write_text(trial.trial_id)
+            os.kill(os.getpid(), signal.SIGINT)  # Tune's handler takes it, in this (main) thread
+
+
+def _observed(spec: Any, tune_path: str) -> int | None:
+    """Trials the searcher Tune saved in ``tune_path`` was told of, replayed ones included
+    (None: Ray's variant generator of random and grid, which holds no results)."""
+    if spec.search.algorithm in ("random", "grid"):
+        return None
+    searcher = build_searcher(spec)
+    searcher.restore_from_dir(tune_path)
+    if hasattr(searcher, "_ot_study"):  # Optuna samplers
+        return sum(t.state.name in ("COMPLETE", "PRUNED") for t in searcher._ot_study.trials)
+    if hasattr(searcher, "_hpopt_trials"):  # HyperOpt
+        return sum(t["result"].get("status") == "ok" for t in searcher._hpopt_trials.trials)
+    return len(searcher._optimizer.space)  # GP: its observations
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", list(SEARCHERS))
 def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, tracking_uri, tmp_path,
-                                                 request, caplog):
+                                                 request, caplog, monkeypatch):
     """Every searcher runs a tiny job; a learning one warm-started from the shared
     finished tiny job (its space holds that job's: eta, max_depth, grow_policy); nsga2
-    multi-objective (aucpr, model_size), fed both objectives of each earlier trial."""
-    from tuning.job.lifecycle import run_job
+    multi-objective (aucpr, model_size), fed both objectives of each earlier trial.
+
+    The job is interrupted by a real Ctrl-C once a trial has completed (sent from Tune's loop
+    by a driver callback) and finished with ``resume_job`` (``tuning resume``): the budget,
+    no configuration twice, one child run per trial, and the searcher going on from the one
+    Tune saved: the last searcher state holds every trial and each replayed one once (a fresh
+    searcher would hold only the trials started after the resume). A two-stage job cannot be
+    resumed (only its last stage's Tune state is saved), so it runs through.
+    """
+    from tuning.job import lifecycle
+    from tuning.job.state import JobState, find_experiment_dir
 
     sections = {}
     earlier = None
@@ -273,9 +317,18 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
     if algorithm == "nsga2":
         sections["objective"] = {"metrics": ["aucpr", "model_size"]}
     spec = parse_spec(tiny(tracking_uri, tmp_path, algorithm, **sections))
-    with caplog.at_level(logging.INFO, logger="tuning.search.warm_start"):
-        result = run_job(spec, progress=False)
-    if earlier is not None:  # every finished earlier trial went into the searcher, once
+    expected = 2 if algorithm == "grid" else spec.budget.num_samples
+    interrupt = algorithm != "two_stage"
+    if interrupt:
+        marker, callbacks = tmp_path / "interrupted", lifecycle.driver_callbacks
+
+        def with_interrupt(*args: Any, **kwargs: Any) -> Any:
+            tracker, found = callbacks(*args, **kwargs)
+            return tracker, [*found, InterruptAfter(INTERRUPT_AFTER, marker)]
+
+        monkeypatch.setattr(lifecycle, "driver_callbacks", with_interrupt)
+    stored = 0
+    if earlier is not None:
         from tuning.tracking.observations import load_observations
 
         observations = load_observations(spec)
@@ -283,21 +336,41 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
         assert stored >= 1
         if spec.objective.multi:  # the earlier job's last reports: its sizes were no objective
             assert all(o.further["val_model_size_at_best"] > 0 for o in observations)
+    with caplog.at_level(logging.INFO, logger="tuning.search.warm_start"):
+        if interrupt:
+            with pytest.raises(KeyboardInterrupt):
+                lifecycle.run_job(spec, progress=False)
+            state = JobState.read(find_experiment_dir(spec.name, spec.storage.path))
+            assert marker.exists() and state.status == "RUNNING"  # left for `tuning resume`
+            at_interrupt = _observed(spec, state.tune_path)
+            if at_interrupt is not None:
+                assert stored + INTERRUPT_AFTER <= at_interrupt < stored + expected
+            result = lifecycle.resume_job(spec.name, storage=spec.storage.path)
+            if at_interrupt is not None:
+                assert _observed(spec, state.tune_path) == stored + expected
+        else:
+            result = lifecycle.run_job(spec, progress=False)
+    if earlier is not None:  # every finished earlier trial went into the searcher, once
         fed = [r.getMessage() for r in caplog.records if "warm start: fed" in r.getMessage()]
         assert fed == [f"warm start: fed {stored} earlier results to the searcher"]
-    expected = 2 if algorithm == "grid" else spec.budget.num_samples
     assert len(result.trials) == expected
     assert result.count("FAILED") == 0
     assert result.best is not None and 0 <= result.best.best_value <= 1
+    configs = set()
     for trial in result.trials:
         for name, param in spec.search_space.items():
             assert contains(param, trial.config[name]), (name, trial.config[name])
+        configs.add(tuple(trial.config[name] for name in spec.search_space))
+    assert len(configs) == expected  # nothing tried twice
     client = MlflowClient(tracking_uri)
     parent = client.get_run(result.parent_run_id)
-    assert parent.data.tags["tuning.searcher"] == algorithm
+    assert parent.data.tags["tuning.searcher"] == algorithm and parent.info.status == "FINISHED"
     children = client.search_runs(
         [result.experiment_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
-    assert len(children) == expected
+    assert sorted(c.data.tags["ray.trial_id"] for c in children) == sorted(
+        t.trial_id for t in result.trials)  # one child run per trial
+    # Every report carries the model's scoring time; its value at the best round is logged.
+    assert all(c.data.metrics["val_scoring_ms_at_best"] > 0 for c in children)
 
 
 def test_points_to_evaluate_are_checked_before_ray_starts():
