@@ -115,19 +115,15 @@ class DataParallelTrial(tune.Trainable):
         self.data, self.settings, self.workers = data, settings, workers
         self.resume: dict[str, bytes] | None = None  # checkpoint files, from load_checkpoint
         self.latest = None  # rank 0's last Train checkpoint
-        self.queue = self.thread = self.controller = None
+        self.queue = self.thread = self.controller = self.failure = None
 
     def step(self) -> dict[str, Any]:
         if self.thread is None:
             self._start()
         while True:
-            kind, payload = self.queue.get()
+            kind, payload = self._next()
             if kind == "controller":
                 self.controller = payload
-            elif kind == "error":
-                raise payload
-            elif kind == "finished":
-                raise RuntimeError("the Ray Train run ended without a final report")
             else:
                 metrics, checkpoint = payload
                 result = dict(metrics)
@@ -185,10 +181,21 @@ class DataParallelTrial(tune.Trainable):
     def _fit(self, trainer: Any) -> None:
         try:
             trainer.fit()
-        except BaseException as exc:  # noqa: BLE001 - handed to step(), which raises it in Tune
-            self.queue.put(("error", exc))
-        else:
-            self.queue.put(("finished", None))
+        except BaseException as exc:  # noqa: BLE001 - step() raises it in Tune (a retry)
+            self.failure = exc
+
+    def _next(self) -> tuple[str, Any]:
+        """The Train run's next item; its failure once it has ended with nothing left."""
+        from ray.util.queue import Empty
+
+        while True:
+            try:
+                return self.queue.get(timeout=1.0)
+            except Empty:
+                # The callback's last put returns before the run does: an ended run
+                # with an empty queue has nothing more to say.
+                if not self.thread.is_alive() and self.queue.empty():
+                    raise self.failure or RuntimeError("the Ray Train run ended without a final report")
 
 
 def _trainer(loop_config: dict[str, Any], workers: Workers, name: str, queue: Any) -> Any:

@@ -129,6 +129,23 @@ def concurrency(spec: Spec) -> int:
     return max(1, min(fit, spec.budget.max_concurrent or fit))
 
 
+def capped(search_alg: Any, spec: Spec) -> Any:
+    """``search_alg``, a variant generator capped at :func:`concurrency` for data-parallel trials.
+
+    Tune applies ``max_concurrent_trials`` to ``Searcher`` objects only; a
+    ``BasicVariantGenerator`` (random, grid) caps itself, from ``budget.max_concurrent``
+    alone. Tune does not see a data-parallel trial's workers, so without the cap it
+    would start trials whose Train runs then wait for CPUs the running ones hold.
+    """
+    from ray.tune.search import BasicVariantGenerator
+
+    if spec.resources.workers and isinstance(search_alg, BasicVariantGenerator):
+        limit = concurrency(spec)
+        if not 0 < search_alg.max_concurrent <= limit:
+            search_alg.max_concurrent = limit
+    return search_alg
+
+
 def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
                 observations: list | None = None, stopper: Any = None) -> tune.Tuner:
     """The job's Tuner (one search; :mod:`tuning.job.two_stage` runs two of these).
@@ -157,7 +174,7 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
     tune_config = tune.TuneConfig(
         metric=spec.objective.tune_key,
         mode=spec.objective.resolved_mode,
-        search_alg=build_searcher(spec, observations, baseline),
+        search_alg=capped(build_searcher(spec, observations, baseline), spec),
         scheduler=scheduler,
         num_samples=num_samples,
         max_concurrent_trials=concurrency(spec),

@@ -93,3 +93,14 @@ def test_best_model_loads_and_scores_the_test_split(dp_job):
     data = load_data(spec)
     scores = model.predict(xgb.DMatrix(data.test.X, enable_categorical=True))
     assert scores.shape == (len(data.test.y),) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_workers_must_be_positive_and_data_parallel_trials_need_one_holdout():
+    from tuning.errors import SpecError
+    from tuning.job.tuner import data_parallel_trainable
+
+    with pytest.raises(SpecError, match="workers"):
+        parse_spec({**JOB, "resources": {"workers": 0}})
+    spec = parse_spec({**JOB, "evaluation": {"cv": 3}})
+    with pytest.raises(SpecError, match="evaluation.cv: 1"):
+        data_parallel_trainable(spec, None, None)
