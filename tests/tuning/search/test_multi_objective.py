@@ -33,6 +33,17 @@ def test_first_metric_is_the_tune_metric_and_modes_come_from_the_registry():
     assert not _spec({"metric": "aucpr"}).objective.multi  # one objective: as before
 
 
+def test_scoring_time_is_a_further_objective_and_a_constrained_metric():
+    obj = _spec({"metrics": ["recall_at_fpr", "scoring_ms", "model_size"],
+                 "constraints": [{"metric": "val_scoring_ms", "max": 5}]}).objective
+    assert obj.objective_keys == ["val_recall_at_fpr_best", "val_scoring_ms_at_best",
+                                  "val_model_size_at_best"]
+    assert obj.objective_modes == ["max", "min", "min"]
+    assert obj.at_best == ["scoring_ms", "model_size"]
+    with pytest.raises(SpecError, match="the first metric drives early stopping"):
+        _spec({"metrics": ["scoring_ms", "aucpr"]})
+
+
 @pytest.mark.parametrize(("objective", "algorithm", "needle"), [
     ({"metrics": ["recall_at_fpr", "size"]}, "nsga2", "unknown metric 'size'; valid: aucpr"),
     ({"metrics": ["recall_at_fpr"]}, "nsga2", "two or more metrics"),
