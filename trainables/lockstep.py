@@ -27,7 +27,7 @@ from trainables.cv import Part, score_round
 from trainables.settings import TrainSettings
 
 __all__ = ["MODEL_FILE", "PROGRESS_FILE", "SCORING_REPEATS", "SCORING_ROWS", "Progress", "Report",
-           "load_checkpoint", "save_checkpoint", "scoring_ms", "train_lockstep"]
+           "at_best_metrics", "load_checkpoint", "save_checkpoint", "scoring_ms", "train_lockstep"]
 
 MODEL_FILE = "model.ubj"  # the holdout's one booster: the file name older checkpoints have
 PROGRESS_FILE = "progress.json"
@@ -197,7 +197,7 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
         result = score_round(parts, [b.predict(p.dval) for b, p in zip(boosters, parts)], settings)
         result["val_model_size"] = progress.model_size(boosters, rounds)
         result["val_scoring_ms"] = scoring_ms(boosters, parts)
-        at_best = _at_best(settings)
+        at_best = at_best_metrics(settings)
         if progress.update(result[f"val_{settings.metric}"], rounds, result["val_threshold"], settings.mode):
             progress.at_best = {m: float(result[f"val_{m}"]) for m in at_best}
         last = rounds >= total or (patience is not None and progress.since_best >= patience)
@@ -214,7 +214,7 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
             return
 
 
-def _at_best(settings: TrainSettings) -> tuple[str, ...]:
+def at_best_metrics(settings: TrainSettings) -> tuple[str, ...]:
     """Metrics reported at the best round: the job's further objectives, and always the
     scoring time (``tuning best --max-scoring-ms`` picks by it in any job)."""
     return settings.also_at_best + (() if "scoring_ms" in settings.also_at_best else ("scoring_ms",))
