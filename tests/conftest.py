@@ -9,6 +9,12 @@ import pytest
 # Ray on 2 cores is slow to start: tests that need it share one instance.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+# Tests send traffic only to loopback: no usage reports from MLflow or Ray. MLflow's
+# telemetry also races the suite: when its config fetch fails (no internet), a
+# background thread unsets an environment variable while requests iterates
+# os.environ, and a tracking call fails with KeyError '_MLFLOW_TELEMETRY_SESSION_ID'.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def pytest_configure(config):

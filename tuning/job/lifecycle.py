@@ -131,7 +131,7 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     state.write(experiment_dir)
     tuner = tune.Tuner.restore(state.tune_path, trainable=trainable_with_data(spec, data),
                                resume_unfinished=True, resume_errored=False)
-    tracker = _restored_tracker(tuner, uri)
+    tracker = _restored_tracker(tuner, uri, spec.tracking.flush_timeout_s)
     if tracker is not None:
         tracker.job_dir = str(experiment_dir)
     return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, state, resumed=True)
@@ -161,12 +161,15 @@ def _quiet_http_retries() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
-def _restored_tracker(tuner: Any, uri: str) -> MlflowTrackingCallback | None:
-    """The tracking callback unpickled with the Tuner, pointed at the current store."""
+def _restored_tracker(tuner: Any, uri: str,
+                      flush_timeout_s: float) -> MlflowTrackingCallback | None:
+    """The tracking callback unpickled with the Tuner, pointed at the current store and
+    given the current spec's end-of-job wait."""
     config = run_config(tuner)
     for callback in (config.callbacks if config is not None else None) or []:
         if isinstance(callback, MlflowTrackingCallback):
             callback.tracking_uri = uri
+            callback.flush_timeout_s = flush_timeout_s
             return callback
     return None  # an offline job
 
@@ -184,8 +187,7 @@ def _fit_and_finish(spec: Spec, data: Any, tuner: Any, tracker: Any, experiment_
                              unwritten)
         raise
     wall = time.monotonic() - started
-    unwritten = (tracker.close(timeout=spec.tracking.flush_timeout_s)
-                 if tracker is not None else 0)
+    unwritten = tracker.close(timeout=tracker.end_wait_left()) if tracker is not None else 0
     tune_trials = grid_trials(results)
     if interrupted or any(t.status not in ("TERMINATED", "ERROR") for t in tune_trials):
         # Ctrl-C: Tune saved its state; the job stays RUNNING for `tuning resume`.

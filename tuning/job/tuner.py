@@ -245,7 +245,8 @@ def driver_callbacks(spec: Spec, uri: str, experiment_id: str | None, parent_run
     tracker = None
     callbacks: list = []
     if parent_run_id is not None and experiment_id is not None:
-        tracker = MlflowTrackingCallback(uri, experiment_id, parent_run_id, spec.name)
+        tracker = MlflowTrackingCallback(uri, experiment_id, parent_run_id, spec.name,
+                                         flush_timeout_s=spec.tracking.flush_timeout_s)
         callbacks.append(tracker)
     if progress:
         callbacks.append(ProgressCallback(spec.budget.num_samples, spec.objective.tune_key,

@@ -47,13 +47,16 @@ class MlflowTrackingCallback(Callback):
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
                  job_name: str, extra_tags: dict[str, str] | None = None,
-                 job_dir: str | None = None) -> None:
+                 job_dir: str | None = None, flush_timeout_s: float = 120) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.job_name = job_name
         self.extra_tags = extra_tags or {}
         self.job_dir = job_dir
+        # tracking.flush_timeout_s: how long the end of the job waits for the store, in all.
+        self.flush_timeout_s = flush_timeout_s
+        self._flush_deadline: float | None = None
         # The baseline trial's config (set by tuning.job.tuner); its child run is tagged.
         self.baseline: dict[str, Any] | None = None
         # A multi-objective job's result keys -> modes (set by tuning.job.tuner); the
@@ -69,6 +72,7 @@ class MlflowTrackingCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["writer"] = None
+        state["_flush_deadline"] = None  # a monotonic time means nothing in another process
         return state
 
     def setup(self, **info: Any) -> None:
@@ -138,8 +142,12 @@ class MlflowTrackingCallback(Callback):
                             timestamp=_now_ms()))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # Written before the Pareto tags; the wait starts the job's end budget
+        # (tracking.flush_timeout_s), which close() then finishes: a store that is down
+        # costs the end of the job that long once, not twice.
+        self._flush_deadline = time.monotonic() + getattr(self, "flush_timeout_s", 120)
         if self.writer is not None:
-            self.writer.flush(timeout=60)
+            self.writer.flush(timeout=self.end_wait_left())
         if getattr(self, "objectives", None):
             self.log_pareto(trials)
 
@@ -167,6 +175,12 @@ class MlflowTrackingCallback(Callback):
         except Exception as err:  # noqa: BLE001 - the tags are written; the job goes on
             logger.warning("could not log %s on the parent run: %s", PARETO_ARTIFACT, err)
         return record
+
+    def end_wait_left(self) -> float:
+        """Seconds left of the job's end budget for the store (all of it before the end)."""
+        budget = getattr(self, "flush_timeout_s", 120)
+        deadline = getattr(self, "_flush_deadline", None)
+        return budget if deadline is None else max(0.0, deadline - time.monotonic())
 
     def close(self, timeout: float = 60) -> int:
         """Flush and stop the writer; return the number of records left unwritten."""

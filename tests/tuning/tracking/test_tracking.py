@@ -91,3 +91,25 @@ def test_flush_waits_for_everything(tracking_uri):
     assert writer.flush(timeout=60) == 0
     assert writer.stats["metric_points"] == 5 * 30 * 2
     writer.close()
+
+
+def test_end_of_job_waits_for_the_store_only_flush_timeout_s_in_all(tracking_uri, monkeypatch):
+    """The callback's end-of-experiment flush and the job's close share one budget
+    (tracking.flush_timeout_s); it used to wait a fixed 60 s first, whatever the spec said."""
+    from tuning.tracking.callback import MlflowTrackingCallback
+
+    experiment_id, parent = _parent(tracking_uri)
+    callback = MlflowTrackingCallback(tracking_uri, experiment_id, parent, "job",
+                                      flush_timeout_s=0.5)
+    # A writer whose thread never runs: like a store that is down, nothing gets written.
+    callback.writer = RunWriter(tracking_uri, experiment_id, parent)
+    waits: list[float] = []
+    flush = callback.writer.flush
+    monkeypatch.setattr(callback.writer, "flush",
+                        lambda timeout=None: waits.append(timeout) or flush(timeout))
+    callback.writer.submit(Record("start", "t0", params={"eta": 0.1}, timestamp=1))
+    assert callback.end_wait_left() == 0.5, "before the end, the whole budget is left"
+    callback.on_experiment_end(trials=[])
+    assert waits and 0 < waits[0] <= 0.5
+    assert callback.end_wait_left() == 0.0, "the budget is spent: close() waits no more"
+    assert callback.close(timeout=callback.end_wait_left()) == 1, "the record is counted unwritten"
