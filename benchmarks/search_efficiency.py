@@ -149,6 +149,9 @@ def table(curves: dict[str, dict[str, dict[int, list]]],
             r = list(per_seed.values())
             finals = [c[-1][1] for c in done.values()]
             times = [time_to(done[s], by_method[BASELINE][s][-1][1]) for s in per_seed]
+            base_final = {s: c[-1][1] for s, c in by_method.get(BASELINE, {}).items() if c}
+            vs = [(done[s][-1][1] > base_final[s] + 1e-9) - (done[s][-1][1] < base_final[s] - 1e-9)
+                  for s in done if s in base_final]
             rows.append({
                 "data": dataset, "method": method, "seeds": len(done),
                 "ratio_per_seed": per_seed,
@@ -161,6 +164,7 @@ def table(curves: dict[str, dict[str, dict[int, list]]],
                                             if any(t is not None for t in times) else None),
                 "final_best_mean": statistics.fmean(finals),
                 "final_best_sd": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+                "vs_baseline": f"{vs.count(1)}/{vs.count(0)}/{vs.count(-1)}",
                 "wall_median_s": statistics.median(walls[dataset][method].values()),
             })
     return rows
@@ -172,14 +176,15 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 def markdown(rows: list[dict[str, Any]], title: str) -> str:
     head = ["data set", "method", "seeds", "time to target / random+ASHA: median (IQR)",
-            "min–max", "reached", "final best val AUC-PR (mean ± sd)", "job wall s (median)"]
+            "min–max", "reached", "final best val AUC-PR (mean ± sd)",
+            "final best vs random+ASHA, seeds higher/equal/lower", "job wall s (median)"]
     lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
             r["data"], r["method"], str(r["seeds"]),
             f"{_fmt(r['ratio_median'])} ({_fmt(r['ratio_q1'])}–{_fmt(r['ratio_q3'])})",
             f"{_fmt(r['ratio_min'])}–{_fmt(r['ratio_max'])}", r["reached"],
-            f"{r['final_best_mean']:.4f} ± {r['final_best_sd']:.4f}",
+            f"{r['final_best_mean']:.4f} ± {r['final_best_sd']:.4f}", r["vs_baseline"],
             f"{r['wall_median_s']:.1f}"]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -208,7 +213,7 @@ def plot(rows: list[dict[str, Any]], latency: list[dict[str, Any]] | None, path:
         ax.set_yscale("log")
         ax.set_xticks(range(len(mine)), [r["method"] for r in mine], rotation=45, ha="right")
         ax.set_ylabel("time to random+ASHA's final best, ratio (log)")
-        ax.set_title(f"{dataset}: per seed (dots), median (bar); red: never reached")
+        ax.set_title(f"{dataset}: seeds (dots), median (bar), red line: not reached", fontsize=10)
     if latency:
         ax = axes[0][-1]
         for name in dict.fromkeys(r["searcher"] for r in latency):

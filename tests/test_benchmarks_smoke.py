@@ -108,6 +108,7 @@ def test_search_efficiency_ratios_are_to_random_asha_and_never_reached_is_infini
     assert tpe["ratio_per_seed"] == {0: 0.5, 1: math.inf} and tpe["reached"] == "1/2"
     assert tpe["ratio_median"] == math.inf and tpe["ratio_min"] == 0.5
     assert quantile([0.5, 1.0, math.inf], 0.5) == 1.0 and quantile([1.0, math.inf], 0.25) == math.inf
+    assert tpe["vs_baseline"] == "1/0/1"
     assert "| synthetic | tpe+asha | 2 | ∞ (" in markdown(list(rows.values()), "t")
 
 
