@@ -168,7 +168,7 @@ class DataParallelTrial(tune.Trainable):
         marker = None
         if self.settings.fail_at_round is not None:
             # Outside any trial folder, which a retry may not share: one fault per trial.
-            marker = str(Path(tempfile.gettempdir(), "tuning-faults", self.experiment_name, self.trial_id))
+            marker = str(Path(tempfile.gettempdir(), "tuning-faults", "data-parallel", self.trial_name))
             Path(marker).parent.mkdir(parents=True, exist_ok=True)
         loop_config = {"config": dict(self.config), "data": self.data, "settings": self.settings,
                        "gpu": self.workers.gpu, "cpu": self.workers.cpu, "resume": self.resume,

@@ -1,9 +1,10 @@
 """Data-parallel trials (``resources.workers``): each trial a 2-worker Ray Train run.
 
 One 2-core local job, 2 trials run one after the other (two 0.9-CPU workers and the
-coordinator's 0.1 fill the machine): every trial is one child run with its metric
-history, its metrics are those of the whole validation split, and the best model
-loads and scores the test split.
+coordinator's 0.1 fill the machine), each failing once at round 8 (after its round-5
+checkpoint): every trial is retried from that checkpoint and is one child run with its
+metric history, its metrics are those of the whole validation split, and the best
+model loads and scores the test split.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ JOB = {
                      "max_depth": {"type": "randint", "low": 2, "high": 4}},
     "search": {"algorithm": "random", "seed": 0},
     "scheduler": {"type": "fifo"},
-    "training": {"num_boost_round": 10, "report_every": 5},
+    "training": {"num_boost_round": 10, "report_every": 5, "checkpoint_every": 1, "fail_at_round": 8},
     "evaluation": {"cv": 1},
     "budget": {"num_samples": 2},
     "resources": {"workers": 2, "cpu": 0.9},
@@ -56,6 +57,7 @@ def test_every_trial_is_one_child_run_with_its_history_and_worker_nodes(dp_job):
     assert len(children) == 2 == len(result.trials)
     for child in children:
         assert child.info.status == "FINISHED"
+        assert child.data.tags["tuning.restored_from_round"] == "5", "resumed from its checkpoint"
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val_aucpr")] == [5, 10]
         nodes = child.data.tags[NODE_TAG].split(",")
         assert len(nodes) == 2 and all(nodes), "one node id per worker, in rank order"
