@@ -38,6 +38,9 @@ def pytest_unconfigure(config):
     folder = getattr(config, "_tuning_events_dir", None)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
+    template = os.environ.pop(_STORE_TEMPLATE_ENV, None)
+    if template:
+        shutil.rmtree(os.path.dirname(template), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +81,43 @@ def ray_session(session_events_dir):
         ray.shutdown()
 
 
+_STORE_TEMPLATE_ENV = "TUNING_TEST_STORE_TEMPLATE"
+
+
+def new_store(folder, name: str = "mlflow.db") -> str:
+    """A real, empty SQLite MLflow store at ``folder/name``; returns its URI.
+
+    MLflow builds a new SQLite store by running every schema migration (2-4 s on
+    2 cores, 15 s on a loaded machine), and the suite makes dozens of them. So one
+    store is built the normal way once per session and each test gets a byte copy
+    of it: the same real store, as MLflow itself made it. (A job creating its store
+    from nothing is still covered: tests/tuning/job/test_end_to_end.py and the CLI
+    bad-input tests leave the path empty.)
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    template = os.environ.get(_STORE_TEMPLATE_ENV)
+    if not template or not Path(template).exists():
+        from mlflow.tracking import MlflowClient
+
+        # In the environment, not a module global: this file is also loaded a second
+        # time (tests/tuning/conftest.py re-exports its helpers), and subprocesses
+        # of a test may build stores too.
+        template = str(Path(tempfile.mkdtemp(prefix="tuning-test-store-")) / "template.db")
+        MlflowClient(f"sqlite:///{template}").search_experiments()  # runs the migrations
+        os.environ[_STORE_TEMPLATE_ENV] = template
+    target = Path(folder) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture
 def tracking_uri(tmp_path):
     """A real SQLite MLflow store private to the test."""
-    return f"sqlite:///{tmp_path}/mlflow.db"
+    return new_store(tmp_path)
 
 
 @pytest.fixture

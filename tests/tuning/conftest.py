@@ -49,7 +49,7 @@ def run_tiny_job(tmp, **changes):
     from tuning.job.lifecycle import run_job
     from tuning.spec import parse_spec
 
-    spec = parse_spec({**TINY_JOB, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
+    spec = parse_spec({**TINY_JOB, "tracking": {"tracking_uri": new_store(tmp)},
                        "storage": {"path": str(tmp / "runs")}, **changes})
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)  # a SQLite store keeps artifacts under ./mlruns

@@ -30,6 +30,8 @@ from tuning.server import ServerSettings, check_settings, free_port
 from faults import child_runs, compare, held, mlflow_points, tune_points, wait_for
 from ray_head import external_head
 
+from conftest import new_store
+
 SMALL = {
     "name": "paths",
     "data": {"rows": 5000, "fraud_rate": 0.03, "seed": 1},
@@ -44,7 +46,7 @@ SMALL = {
 
 
 def _setup(tmp_path: Path, spec: dict, hold: dict | None = None) -> tuple[Path, str, dict]:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({**spec, "tracking": {"tracking_uri": uri}}))
     events_dir = tmp_path / "events"

@@ -14,6 +14,8 @@ import pytest
 
 from cluster_job import child_runs, run_on_cluster
 
+from conftest import new_store
+
 
 def max_overlap(intervals: list[tuple[int, int]]) -> int:
     """Most intervals open at one instant (an end at t closes before a start at t)."""
@@ -34,7 +36,7 @@ def test_max_overlap_counts_only_simultaneous_intervals():
 
 @pytest.mark.slow
 def test_fractional_gpus_pack_two_trials_per_gpu(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
     spec = {
         "name": "gpu-placement",
         "data": {"rows": 20_000, "fraud_rate": 0.01, "seed": 0},

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cluster_job import child_runs, run_on_cluster
-from conftest import record_fault
+from conftest import new_store, record_fault
 from trainables.data import make_synthetic
 from tuning.job.state import read_job_state
 
@@ -21,7 +21,7 @@ def test_trials_spread_over_worker_nodes_and_all_results_reach_mlflow(tmp_path):
     data_file = tmp_path / "transactions.parquet"
     make_synthetic(rows=20_000, fraud_rate=0.01, seed=3).to_parquet(data_file)
     storage = tmp_path / "shared"
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
     spec = {
         "name": "multinode",
         "data": {"path": f"file://{data_file}", "ship": "path", "min_positives": 5},
@@ -70,7 +70,7 @@ def test_trials_spread_over_worker_nodes_and_all_results_reach_mlflow(tmp_path):
 @pytest.mark.slow
 def test_lost_node_trials_resume_elsewhere_logged_once(tmp_path):
     """A worker node dies mid-job: its trials move to the other node, from checkpoints."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
     spec = {
         "name": "lostnode",
         "data": {"rows": 20_000, "fraud_rate": 0.01, "seed": 6, "min_positives": 5},

@@ -18,7 +18,7 @@ from tuning.server import ServerSettings, TrackingServer, free_port
 from tuning.tracking.tags import PARENT_TAG
 from tuning.tracking.writer import metrics_of
 
-from conftest import record_fault
+from conftest import new_store, record_fault
 from faults import held, wait_for
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,10 @@ def _logged(uri: str, experiment_id: str, parent: str) -> tuple[int, int, int]:
 
 
 def _server(tmp_path: Path, port: int) -> TrackingServer:
-    settings = ServerSettings(port=port, backend_store_uri=f"sqlite:///{tmp_path}/store.db",
+    """A server on ``tmp_path``'s store: a new one the first time, the same one after."""
+    store = (f"sqlite:///{tmp_path}/store.db" if (tmp_path / "store.db").exists()
+             else new_store(tmp_path, "store.db"))
+    settings = ServerSettings(port=port, backend_store_uri=store,
                               artifacts_destination=str(tmp_path / "artifacts"), workers=1)
     return TrackingServer(settings, log_path=tmp_path / f"server-{time.monotonic()}.log")
 

@@ -23,7 +23,7 @@ from trainables.events import EVENTS_ENV, read_events
 from tuning.schedule.state import SchedulerStateCallback, recorded_results, rungs
 from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
 
-from conftest import record_fault
+from conftest import new_store, record_fault
 from faults import child_runs, compare, held, mlflow_points, tune_points, wait_for
 from ray_head import external_head
 
@@ -80,7 +80,7 @@ FAULTY = {
 @pytest.mark.slow
 @pytest.mark.parametrize("max_failures", [1, 0])
 def test_failed_trials_retry_in_the_same_run(ray_session, tmp_path, max_failures):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
     spec = parse_spec({**FAULTY, "budget": {**FAULTY["budget"], "max_failures": max_failures},
                        "tracking": {"tracking_uri": uri},
                        "storage": {"path": str(tmp_path / "runs")}})
@@ -192,7 +192,7 @@ def test_killed_driver_resumes_without_duplicates(tmp_path, cluster):
     The kill is placed by events: every trial after the first two is held at round
     25 (its round-20 checkpoint written), so the job cannot end before the kill.
     """
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({**KILLABLE, "tracking": {"tracking_uri": uri}}))
     events_dir = tmp_path / "events"

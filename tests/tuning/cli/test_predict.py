@@ -10,6 +10,8 @@ import xgboost as xgb
 
 from tuning.cli import main
 
+from conftest import new_store
+
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
@@ -28,7 +30,7 @@ def logged(tmp_path_factory):
                           "channel": rng.choice(["web", "pos", "?"], n), "label": y})
     path = tmp / "txns.csv"
     frame.to_csv(path, index=False)
-    uri = f"sqlite:///{tmp}/mlflow.db"
+    uri = new_store(tmp)
     spec = parse_spec({"name": "scorer", "search_space": {"eta": 0.1},
                        "data": {"path": str(path), "target": "label"}, "tracking": {"tracking_uri": uri}})
     data = load_data(spec)

@@ -14,6 +14,8 @@ from tuning.spec import parse_spec
 from tuning.tracking.pareto import PARETO_ARTIFACT, dominates
 from tuning.tracking.tags import INFEASIBLE_TAG, PARENT_TAG, PARETO_TAG
 
+from conftest import new_store
+
 pytestmark = pytest.mark.slow
 
 KEYS = ("val_recall_at_fpr_best", "val_model_size_at_best")
@@ -42,7 +44,7 @@ SPEC = {
 @pytest.fixture(scope="module")
 def job(ray_session, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multi")
-    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db",
+    spec = parse_spec({**SPEC, "tracking": {"tracking_uri": new_store(tmp),
                                             "log_model": False},
                        "storage": {"path": str(tmp / "runs")}})
     with pytest.MonkeyPatch.context() as mp:

@@ -15,6 +15,8 @@ from tuning.spec import parse_spec
 from tuning.job.lifecycle import run_job
 from tuning.tracking.tags import PARENT_TAG
 
+from conftest import new_store
+
 pytestmark = pytest.mark.slow
 
 
@@ -29,7 +31,7 @@ def _spec(tmp_path: Path, **overrides) -> dict:
         "training": {"num_boost_round": 20, "report_every": 10},
         "budget": {"num_samples": 2, "max_concurrent": 2},
         "evaluation": {"bootstrap": 20, "cv": 1},
-        "tracking": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "log_model": False},
+        "tracking": {"tracking_uri": new_store(tmp_path), "log_model": False},
         "storage": {"path": str(tmp_path / "runs")},
     }
     spec.update(overrides)
@@ -91,7 +93,7 @@ def test_messy_csv_runs_end_to_end(ray_session, tmp_path):
     _messy_csv(tmp_path / "transactions.csv")
     spec = _spec(tmp_path, data={"path": str(tmp_path / "transactions.csv"), "target": "is_fraud",
                                  "drop": ["transaction id"]},
-                 tracking={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"})
+                 tracking={"tracking_uri": new_store(tmp_path)})
     result = run_job(parse_spec(spec), progress=False)
     assert result.count("FINISHED") == 2
     assert 0.0 < result.test_metrics["aucpr"] <= 1.0

@@ -15,6 +15,8 @@ from tuning.search.baseline import baseline_point, is_baseline
 from tuning.spec import parse_spec
 from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
 
+from conftest import new_store
+
 pytestmark = pytest.mark.slow
 
 CLAIMS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "insurance_claims.csv"
@@ -28,7 +30,7 @@ def _job(tmp_path: Path, **sections) -> dict:
             "search": {"algorithm": "random", "seed": 3},
             "training": {"num_boost_round": 60, "report_every": 10},
             "budget": {"num_samples": 4, "max_concurrent": 2},
-            "tracking": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "log_model": False},
+            "tracking": {"tracking_uri": new_store(tmp_path), "log_model": False},
             "storage": {"path": str(tmp_path / "runs")},
             **sections}
 
@@ -108,7 +110,7 @@ def test_a_minimal_spec_on_real_claims_data_uses_the_default_space_cv_and_a_base
     spec = parse_spec({"name": "claims",
                        "data": {"path": str(CLAIMS), "target": "fraud_reported"},
                        "budget": {"num_samples": 4, "max_concurrent": 2},
-                       "tracking": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
+                       "tracking": {"tracking_uri": new_store(tmp_path),
                                     "log_model": False},
                        "storage": {"path": str(tmp_path / "runs")}})
     from trainables.registry import default_space
@@ -147,7 +149,7 @@ def test_calibrated_probability_comes_from_held_out_scores(ray_session, tmp_path
 
     spec = parse_spec(_job(tmp_path, evaluation={"cv": 3, "bootstrap": 0,
                                                  "calibrate": "isotonic"},
-                           tracking={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"},
+                           tracking={"tracking_uri": new_store(tmp_path)},
                            budget={"num_samples": 2, "max_concurrent": 2}))
     result = run_job(spec, progress=False)
     calibrator = json.loads((Path(result.experiment_dir) / "calibrator.json").read_text())

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import new_store
+
 CLAIMS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "insurance_claims.csv"
 REPO = Path(__file__).resolve().parents[3]
 
@@ -35,7 +37,7 @@ def claims_job(ray_session, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("claims-job")
     spec = parse_spec({"name": "claims", "data": {"path": str(CLAIMS), "target": "fraud_reported"},
                        "budget": {"num_samples": 2},
-                       "tracking": {"tracking_uri": f"sqlite:///{tmp}/mlflow.db"},
+                       "tracking": {"tracking_uri": new_store(tmp)},
                        "storage": {"path": str(tmp / "runs")}})
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)

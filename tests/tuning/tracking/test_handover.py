@@ -15,6 +15,8 @@ import xgboost as xgb
 
 from trainables.calibration import fit_calibrator
 
+from conftest import new_store
+
 
 def _frame(n: int = 1200, seed: int = 0) -> pd.DataFrame:
     """One column of every flag kind, one entity-like column, and real features."""
@@ -45,7 +47,7 @@ def job(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a SQLite store keeps artifacts under ./mlruns
     path = tmp_path / "txns.csv"
     _frame().to_csv(path, index=False)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
 
     def make(data: dict | None = None, tracking: dict | None = None):
         spec = parse_spec({"name": "handover", "search_space": {"eta": 0.1},

@@ -34,6 +34,8 @@ from tuning.tracking.writer import Record, RunWriter
 from fault_proxy import Fault, FaultProxy
 from faults import wait_for
 
+from conftest import new_store
+
 LOG_BATCH = "runs/log-batch"
 Point = tuple[str, int, str]
 
@@ -42,7 +44,7 @@ Point = tuple[str, int, str]
 def server(tmp_path_factory):
     """One real ``mlflow server`` for the module (each test makes its own experiment)."""
     tmp = tmp_path_factory.mktemp("mlflow-server")
-    settings = ServerSettings(port=free_port(), backend_store_uri=f"sqlite:///{tmp}/store.db",
+    settings = ServerSettings(port=free_port(), backend_store_uri=new_store(tmp, "store.db"),
                               artifacts_destination=str(tmp / "artifacts"), workers=1)
     srv = TrackingServer(settings, log_path=tmp / "server.log").start()
     yield srv
