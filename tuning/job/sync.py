@@ -23,6 +23,7 @@ from tuning.job.state import FINISHED, JobState
 from tuning.job.verdict import VERDICT_DIR
 from tuning.spec import parse_spec
 from tuning.tracking.model import hand_over
+from tuning.tracking.pareto import PARETO_ARTIFACT, PARETO_TAG, pareto_tags
 from tuning.tracking.parent import log_outcome, start_parent_run
 from tuning.tracking.tags import (
     FAILED,
@@ -145,13 +146,29 @@ def sync_job(experiment_dir: Path, tracking_uri: str | None = None,
     finished = state.status == FINISHED
     assert state.experiment_id is not None  # set with the parent run
     writer = RunWriter(uri, state.experiment_id, state.parent_run_id, job_dir=experiment_dir)
-    report = sync_trials(writer, read_trials(experiment_dir), spec.name, finished,
-                         known_trial_ids)
+    trials = read_trials(experiment_dir)
+    report = sync_trials(writer, trials, spec.name, finished, known_trial_ids)
+    if finished and spec.objective.multi:
+        sync_pareto(writer, client, state.parent_run_id, trials,
+                    dict(zip(spec.objective.objective_keys, spec.objective.objective_modes)))
     if finished:
         report.parent_completed = complete_parent(client, uri, experiment_dir, state, data)
     state.tracking_uri, state.synced = uri, finished
     state.write(experiment_dir)
     return report
+
+
+def sync_pareto(writer: RunWriter, client: Any, parent_run_id: str, trials: list[TrialFiles],
+                objectives: dict[str, str]) -> None:
+    """Tag the Pareto set and log ``pareto.json`` from the job folder, as the job's end does.
+
+    Computed again every time (as a resumed job does), so a job whose store was down
+    at its end gets them, and no tag goes stale.
+    """
+    rows = {t.trial_id: dict(t.results[-1]) for t in trials if t.results and t.status() != FAILED}
+    record, tags = pareto_tags(rows, objectives, writer.run_ids)
+    writer.write([Record("tags", rid, tags={PARETO_TAG: value}) for rid, value in tags.items()])
+    client.log_text(parent_run_id, json.dumps(record, indent=2), PARETO_ARTIFACT)
 
 
 def complete_parent(client: Any, uri: str, experiment_dir: Path, state: JobState,

@@ -27,7 +27,7 @@ from tuning.tracking.tags import (
     stopped_early_tags,
     trial_status,
 )
-from tuning.tracking.pareto import PARETO_ARTIFACT, PARETO_TAG, pareto_record
+from tuning.tracking.pareto import PARETO_ARTIFACT, PARETO_TAG, pareto_tags
 from tuning.tracking.writer import Record, RunWriter, metrics_of
 
 logger = logging.getLogger(__name__)
@@ -160,15 +160,12 @@ class MlflowTrackingCallback(Callback):
         """
         assert self.objectives is not None
         rows = {t.trial_id: dict(t.last_result or {}) for t in trials if t.status != "ERROR"}
-        feasible = {k: v for k, v in rows.items() if not infeasible(v)}
         writer = self.writer
-        record = pareto_record(feasible, self.objectives, writer.run_ids if writer else None)
-        members = {m["trial_id"] for m in record["members"]}
-        for trial_id in rows:
-            self._submit(Record("tags", trial_id,
-                                tags={PARETO_TAG: "true" if trial_id in members else "false"}))
+        record, tags = pareto_tags(rows, self.objectives, writer.run_ids if writer else None)
+        for trial_id, value in tags.items():
+            self._submit(Record("tags", trial_id, tags={PARETO_TAG: value}))
         assert self.writer is not None
-        self.writer.flush(timeout=60)
+        self.writer.flush(timeout=self.end_wait_left())
         try:
             self.writer.client.log_text(self.parent_run_id, json.dumps(record, indent=2),
                                         PARETO_ARTIFACT)

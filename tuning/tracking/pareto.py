@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuning.tracking.tags import PARETO_TAG
+from tuning.tracking.tags import PARETO_TAG, infeasible
 
 __all__ = ["PARETO_ARTIFACT", "PARETO_TAG", "dominates", "pareto_record", "pareto_set"]
 
@@ -65,3 +65,16 @@ def pareto_record(rows: Mapping[str, Mapping[str, Any]], objectives: Mapping[str
                      "stopped_early": not rows[rid].get("training_done", False),
                      **{k: float(rows[rid][k]) for k in objectives}} for rid in members],
     }
+
+
+def pareto_tags(rows: Mapping[str, Mapping[str, Any]], objectives: Mapping[str, str],
+                run_ids: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """``pareto.json`` over the feasible ``rows`` and the ``tuning.pareto`` tag of every row.
+
+    ``rows``: each trial (not failed) -> its last result, which holds every objective at
+    the trial's best round. Infeasible trials are tagged false and never members.
+    """
+    feasible = {k: v for k, v in rows.items() if not infeasible(v)}
+    record = pareto_record(feasible, objectives, run_ids)
+    members = {m["trial_id"] for m in record["members"]}
+    return record, {rid: "true" if rid in members else "false" for rid in rows}

@@ -4,6 +4,7 @@ runs, ``tuning best --max-model-size`` picking from it, infeasible trials tagged
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -114,3 +115,21 @@ def test_report_draws_the_pareto_set(job):
     members = sum(c.data.tags.get(PARETO_TAG) == "true" for c in children)
     assert len(rows) == 1 + members
     assert "Objectives: Pareto set" in report.html.read_text()
+
+
+def test_sync_rebuilds_the_pareto_tags_and_artifact(job, capsys):
+    # What a store that was down at the job's end lacks: no pareto.json, stale tags.
+    result, client, children, tmp = job
+    before = {c.info.run_id: c.data.tags[PARETO_TAG] for c in children}
+    for c in children:
+        client.set_tag(c.info.run_id, PARETO_TAG, "stale")
+    artifacts = client.get_run(result.parent_run_id).info.artifact_uri.removeprefix("file://")
+    (Path(artifacts) / PARETO_ARTIFACT).unlink()
+
+    assert main(["sync", result.experiment_dir, "--tracking-uri", result.tracking_uri]) == 0
+    after = {r.info.run_id: r.data.tags[PARETO_TAG] for r in client.search_runs(
+        [result.experiment_id], f"tags.`{PARENT_TAG}` = '{result.parent_run_id}'")}
+    assert after == before
+    record = json.loads((Path(artifacts) / PARETO_ARTIFACT).read_text())
+    assert {m["trial_id"] for m in record["members"]} == {
+        c.data.tags["ray.trial_id"] for c in children if before[c.info.run_id] == "true"}
