@@ -238,7 +238,7 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     import xgboost as xgb
 
     from trainables.cv import Part, score_round
-    from trainables.lockstep import Progress, save_checkpoint
+    from trainables.lockstep import Progress, at_best_metrics, save_checkpoint, scoring_ms
     from trainables.xgboost_fraud import device_for, xgb_params
 
     ctx = ray.train.get_context()
@@ -262,6 +262,9 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     extra = {"node_id": ",".join(nodes), "restored_from_round": done, "workers": world,
              "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     whole_val = Part(None, None, None, data.val.y, data.val.amount)
+    # Scoring time is timed on this worker's validation shard (rank 0's is reported).
+    own_val = Part(None, dval, None, data.val.y[rank::world])
+    at_best = at_best_metrics(settings)
     hooks = _Hooks(cfg, rank, nodes[rank])
     patience, reports = settings.early_stopping_reports, 0
     for i in range(done, total):
@@ -274,11 +277,12 @@ def _train_loop(cfg: dict[str, Any]) -> None:
                                           xgb.collective.Op.SUM)
         result = score_round([whole_val], [scores], settings)
         result["val_model_size"] = progress.model_size([booster], rounds)
+        result["val_scoring_ms"] = scoring_ms([booster], [own_val])
         if progress.update(result[f"val_{settings.metric}"], rounds, result["val_threshold"], settings.mode):
-            progress.at_best = {m: float(result[f"val_{m}"]) for m in settings.also_at_best}
+            progress.at_best = {m: float(result[f"val_{m}"]) for m in at_best}
         last = rounds >= total or (patience is not None and progress.since_best >= patience)
         progress.stopped = last
-        result.update(progress.keys(settings.metric, settings.also_at_best))
+        result.update(progress.keys(settings.metric, at_best))
         if settings.constraints:
             result["val_constraint_violation"] = progress.violation(settings)
         result.update(rounds=rounds, training_done=last, cv_folds=1, **extra)

@@ -129,7 +129,9 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
         MlflowClient(uri).update_run(state.parent_run_id, status=RUNNING)
     state.tracking_uri, state.status = uri, RUNNING
     state.write(experiment_dir)
-    tuner = tune.Tuner.restore(state.tune_path, trainable=trainable_with_data(spec, data),
+    # With the job folder: data-parallel trials keep their Train runs' checkpoints there.
+    trainable = trainable_with_data(spec, data, experiment_dir)
+    tuner = tune.Tuner.restore(state.tune_path, trainable=trainable,
                                resume_unfinished=True, resume_errored=False)
     tracker = _restored_tracker(tuner, uri, spec.tracking.flush_timeout_s)
     if tracker is not None:

@@ -59,6 +59,8 @@ def test_every_trial_is_one_child_run_with_its_history_and_worker_nodes(dp_job):
         assert child.info.status == "FINISHED"
         assert child.data.tags["tuning.restored_from_round"] == "5", "resumed from its checkpoint"
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val_aucpr")] == [5, 10]
+        # What single-worker trials report too (tuning best --max-scoring-ms reads them).
+        assert child.data.metrics["val_scoring_ms"] > 0 < child.data.metrics["val_scoring_ms_at_best"]
         nodes = child.data.tags[NODE_TAG].split(",")
         assert len(nodes) == 2 and all(nodes), "one node id per worker, in rank order"
 
