@@ -238,7 +238,7 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     import xgboost as xgb
 
     from trainables.cv import Part, score_round
-    from trainables.lockstep import Progress, at_best_metrics, save_checkpoint, scoring_ms
+    from trainables.lockstep import Progress, judge_report, save_checkpoint, scoring_ms
     from trainables.xgboost_fraud import device_for, xgb_params
 
     ctx = ray.train.get_context()
@@ -264,9 +264,8 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     whole_val = Part(None, None, None, data.val.y, data.val.amount)
     # Scoring time is timed on this worker's validation shard (rank 0's is reported).
     own_val = Part(None, dval, None, data.val.y[rank::world])
-    at_best = at_best_metrics(settings)
     hooks = _Hooks(cfg, rank, nodes[rank])
-    patience, reports = settings.early_stopping_reports, 0
+    reports = 0
     for i in range(done, total):
         booster.update(dtrain, i)
         rounds = i + 1
@@ -278,13 +277,7 @@ def _train_loop(cfg: dict[str, Any]) -> None:
         result = score_round([whole_val], [scores], settings)
         result["val_model_size"] = progress.model_size([booster], rounds)
         result["val_scoring_ms"] = scoring_ms([booster], [own_val])
-        if progress.update(result[f"val_{settings.metric}"], rounds, result["val_threshold"], settings.mode):
-            progress.at_best = {m: float(result[f"val_{m}"]) for m in at_best}
-        last = rounds >= total or (patience is not None and progress.since_best >= patience)
-        progress.stopped = last
-        result.update(progress.keys(settings.metric, at_best))
-        if settings.constraints:
-            result["val_constraint_violation"] = progress.violation(settings)
+        last = judge_report(result, progress, settings, rounds, total)
         result.update(rounds=rounds, training_done=last, cv_folds=1, **extra)
         reports += 1
         if rank == 0 and (last or reports % settings.checkpoint_every == 0):

@@ -27,7 +27,7 @@ from trainables.cv import Part, score_round
 from trainables.settings import TrainSettings
 
 __all__ = ["MODEL_FILE", "PROGRESS_FILE", "SCORING_REPEATS", "SCORING_ROWS", "Progress", "Report",
-           "at_best_metrics", "load_checkpoint", "save_checkpoint", "scoring_ms", "train_lockstep"]
+           "at_best_metrics", "judge_report", "load_checkpoint", "save_checkpoint", "scoring_ms", "train_lockstep"]
 
 MODEL_FILE = "model.ubj"  # the holdout's one booster: the file name older checkpoints have
 PROGRESS_FILE = "progress.json"
@@ -184,7 +184,6 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
         boosters = [xgb.Booster(p, [part.dtrain], model_file=b) for p, b, part in zip(params, boosters, parts)]
     progress = progress or Progress()
     done = boosters[0].num_boosted_rounds()
-    patience = settings.early_stopping_reports
     train_s, started = 0.0, time.perf_counter()
     for i in range(done, total):
         for booster, part in zip(boosters, parts):
@@ -197,14 +196,7 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
         result = score_round(parts, [b.predict(p.dval) for b, p in zip(boosters, parts)], settings)
         result["val_model_size"] = progress.model_size(boosters, rounds)
         result["val_scoring_ms"] = scoring_ms(boosters, parts)
-        at_best = at_best_metrics(settings)
-        if progress.update(result[f"val_{settings.metric}"], rounds, result["val_threshold"], settings.mode):
-            progress.at_best = {m: float(result[f"val_{m}"]) for m in at_best}
-        last = rounds >= total or (patience is not None and progress.since_best >= patience)
-        progress.stopped = last
-        result.update(progress.keys(settings.metric, at_best))
-        if settings.constraints:
-            result["val_constraint_violation"] = progress.violation(settings)
+        last = judge_report(result, progress, settings, rounds, total)
         result.update(rounds=rounds, training_done=last, cv_folds=len(parts))
         train_s += time.perf_counter() - started
         result["train_time_s"] = train_s
@@ -212,6 +204,23 @@ def train_lockstep(params: list[dict[str, Any]], parts: list[Part], total: int, 
         started = time.perf_counter()
         if last:
             return
+
+
+def judge_report(result: dict[str, Any], progress: Progress, settings: TrainSettings,
+                 rounds: int, total: int) -> bool:
+    """Track the best round with a scored ``result`` and add the best-so-far keys (and the
+    constraint violation) to it; True when training ends here (the round budget, or
+    ``early_stopping_reports`` reports without a better objective)."""
+    at_best = at_best_metrics(settings)
+    if progress.update(result[f"val_{settings.metric}"], rounds, result["val_threshold"], settings.mode):
+        progress.at_best = {m: float(result[f"val_{m}"]) for m in at_best}
+    patience = settings.early_stopping_reports
+    last = rounds >= total or (patience is not None and progress.since_best >= patience)
+    progress.stopped = last
+    result.update(progress.keys(settings.metric, at_best))
+    if settings.constraints:
+        result["val_constraint_violation"] = progress.violation(settings)
+    return last
 
 
 def at_best_metrics(settings: TrainSettings) -> tuple[str, ...]:
