@@ -47,11 +47,13 @@ def synthetic_value(config: dict[str, Any], rng: Any) -> float:
 
 def measure(algorithm: str, sizes: Sequence[int], repeats: int, feed_limit_s: float,
             samples: int) -> None:
-    """Runs in the subprocess: one JSON line per finished size on stdout."""
+    """Runs in the subprocess: one JSON line per finished size on stdout.
+
+    It leaves the process's logging and warnings as they were (the child entry point
+    silences them; a test calls this in its own process).
+    """
     import argparse as _argparse
-    import logging
     import tempfile
-    import warnings
     from pathlib import Path
 
     import numpy as np
@@ -61,8 +63,6 @@ def measure(algorithm: str, sizes: Sequence[int], repeats: int, feed_limit_s: fl
     from tuning.search.space import param_space
     from tuning.spec import parse_spec
 
-    logging.disable(logging.WARNING)
-    warnings.simplefilter("ignore")
     ns = _argparse.Namespace(rows=20_000, fraud_rate=0.02, rounds=100, report_every=10,
                              samples=samples, concurrent=2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
     if args.child:
+        import logging
+        import warnings
+
+        # The child's stdout is the JSON lines; searchers' warnings would only be noise.
+        logging.disable(logging.WARNING)
+        warnings.simplefilter("ignore")
         measure(args.child, args.sizes, args.repeats, args.feed_limit_s, args.samples)
         return 0
     rows = extrapolate(run_all(args.searchers, args.sizes, args.repeats, args.cap_s,

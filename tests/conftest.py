@@ -43,6 +43,21 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.path.dirname(template), ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _logging_left_enabled():
+    """Fail the test that leaves ``logging.disable`` set: it would silence every later
+    test's log capture (a benchmark helper once did, and a warning test failed far away)."""
+    import logging
+
+    before = logging.root.manager.disable
+    yield
+    after = logging.root.manager.disable
+    if after != before:
+        logging.disable(before)
+        pytest.fail(f"the test left logging.disable({after}) set for the rest of the session",
+                    pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def session_events_dir():
     """The session's event folder (see :func:`pytest_configure`)."""
