@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks.common import RESULTS_DIR
+from benchmarks.common import RESULTS_DIR, start_local_ray
 from benchmarks.quality import default_spec, run_project
 from benchmarks.quality_data import make_cards
 
@@ -107,8 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address="local", num_cpus=args.cores, include_dashboard=False,
-                 logging_level=logging.WARNING)
+        start_local_ray(args.cores)
     t0 = time.perf_counter()
     runs: list[dict[str, Any]] = []
     args.out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import statistics
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR
+from benchmarks.common import RESULTS_DIR, start_local_ray
 from benchmarks.quality_data import QualityData, quality_sets
 
 METHODS = ("XGBoost defaults", "Optuna TPE", "this project")
@@ -306,8 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address="local", num_cpus=args.cores, include_dashboard=False,
-                 logging_level=logging.WARNING)
+        start_local_ray(args.cores)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     try:
