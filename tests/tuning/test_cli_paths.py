@@ -2,9 +2,13 @@
 ``tuning list``, ``tuning server`` on SIGTERM, a server beyond loopback, and
 ``--address auto`` against a cluster started outside the job.
 
-Each runs the real ``tuning`` command in a subprocess with a real Ray and a real
-SQLite MLflow store; faults (Ctrl-C, the budget running out) land while trials
-are held at a round (trainables.events), never after a guessed delay.
+Each runs the real ``tuning`` command with a real Ray and a real SQLite MLflow
+store; faults (Ctrl-C, the budget running out) land while trials are held at a
+round (trainables.events), never after a guessed delay. Where the process is the
+subject (Ctrl-C's exit code, a server's signals, a cluster started outside the job)
+the command runs in a subprocess; elsewhere it runs in this process on the
+session's Ray (``tuning.cli.main``, the code the ``tuning`` script calls), which
+saves a Ray start and the imports per command on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from trainables.events import EVENTS_ENV
+from tuning.cli import main
 from tuning.server import ServerSettings, check_settings, free_port
 
 from faults import child_runs, compare, held, mlflow_points, tune_points, wait_for
@@ -78,7 +83,7 @@ def _assert_complete(uri: str, job: Path, trials: int) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_and_the_job_resumes(tmp_path):
+def test_ctrl_c_exits_130_and_the_job_resumes(tmp_path, ray_session, monkeypatch):
     spec_file, uri, env = _setup(tmp_path, SMALL, hold={"when": {"round": 30}})
     driver = subprocess.Popen([sys.executable, "-m", "tuning.cli", "run", str(spec_file), "-q"],
                               cwd=tmp_path, env=env, start_new_session=True,
@@ -98,37 +103,43 @@ def test_ctrl_c_exits_130_and_the_job_resumes(tmp_path):
     assert MlflowClient(uri).get_run(state["parent_run_id"]).info.status == "RUNNING"
 
     (tmp_path / "events" / "hold-trial.round.json").unlink()
-    resumed = _tuning(["resume", "paths", "-q"], tmp_path, env)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Resumed in this process on the session's Ray: what is under test is that Ctrl-C
+    # left the job resumable (`tuning resume` in a subprocess: test_reliability.py).
+    monkeypatch.chdir(tmp_path)
+    assert main(["resume", "paths", "-q"]) == 0
     _assert_complete(uri, job, SMALL["budget"]["num_samples"])
 
 
 @pytest.mark.slow
-def test_offline_job_logs_nothing_until_sync(tmp_path):
-    spec_file, uri, env = _setup(tmp_path, SMALL)
-    done = _tuning(["run", str(spec_file), "-q", "--offline", "--no-report"], tmp_path, env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "tuning sync" in done.stderr, "the user is told how to log it later"
-    assert not (tmp_path / "mlflow.db").exists() or not MlflowClient(uri).search_runs(
-        [e.experiment_id for e in MlflowClient(uri).search_experiments()]), "nothing was logged"
+def test_offline_job_logs_nothing_until_sync(tmp_path, ray_session, monkeypatch, capsys, caplog):
+    spec_file, uri, _ = _setup(tmp_path, SMALL)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.INFO):
+        assert main(["run", str(spec_file), "-q", "--offline", "--no-report"]) == 0
+    told = capsys.readouterr().err + caplog.text
+    assert "tuning sync" in told, "the user is told how to log it later"
+    client = MlflowClient(uri)
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()]), \
+        "nothing was logged"
 
     job = _job_dir(tmp_path)
-    synced = _tuning(["sync", str(job), "--tracking-uri", uri], tmp_path, env)
-    assert synced.returncode == 0, synced.stderr[-3000:]
+    assert main(["sync", str(job), "--tracking-uri", uri]) == 0
     _assert_complete(uri, job, SMALL["budget"]["num_samples"])
 
 
 @pytest.mark.slow
-def test_time_budget_ends_the_job_and_says_so(tmp_path):
+def test_time_budget_ends_the_job_and_says_so(tmp_path, ray_session, job_events, monkeypatch):
     # Two trials may run to the end; every later one is held at round 30, so only the
     # budget can end this job, however fast the machine. How many trials Ray starts
     # before the budget runs out depends on the machine (none, on a loaded one), so
     # the checks hold for any number: the stop, its reason, and every trial Tune
     # started logged in MLflow point for point.
     spec = {**SMALL, "budget": {"num_samples": 20, "max_concurrent": 2, "time_budget_s": 8}}
-    spec_file, uri, env = _setup(tmp_path, spec, hold={"pass": 2, "when": {"round": 30}})
-    done = _tuning(["run", str(spec_file), "-q", "--no-report"], tmp_path, env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    spec_file, uri, _ = _setup(tmp_path, spec)
+    # The session's Ray workers read the session's event folder.
+    (job_events / "hold-trial.round.json").write_text(json.dumps({"pass": 2, "when": {"round": 30}}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(spec_file), "-q", "--no-report"]) == 0
     job = _job_dir(tmp_path)
     state = json.loads((job / "tuning_state.json").read_text())
     assert state["status"] == "FINISHED"
