@@ -37,7 +37,7 @@ from tuning.job.tuner import (
     trainable_with_data,
     warn_on_threshold_budget,
 )
-from tuning.job.two_stage import TwoStageTuner
+from tuning.job.two_stage import TwoStageTuner, enter_stage, stage_trainable
 from tuning.job.warmup import RayStart, start_ray, wait_for_ray
 from tuning.schedule.stoppers import job_stop_reason
 from tuning.spec import DEFAULT_STORAGE, Spec, parse_spec
@@ -87,12 +87,16 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True,
                      experiment_id=experiment_id, parent_run_id=parent_run_id, status=RUNNING,
                      data_hash=data.fingerprint,
                      tune_path=tune_experiment_path(spec.storage.path, experiment_dir))
-    state.write(experiment_dir)
+    two_stage = spec.search.algorithm == "two_stage"
+    if two_stage:  # one Tune experiment per stage, in <job>/stage1 and <job>/stage2
+        enter_stage(state, spec, experiment_dir, 1)
+    else:
+        state.write(experiment_dir)
     tracker, callbacks = driver_callbacks(spec, uri, experiment_id, parent_run_id, progress)
     if tracker is not None:  # refused records are listed there, for `tuning sync`
         tracker.job_dir = str(experiment_dir)
-    if spec.search.algorithm == "two_stage":
-        tuner: Any = TwoStageTuner(spec, data, experiment_dir, callbacks)
+    if two_stage:
+        tuner: Any = TwoStageTuner(spec, data, experiment_dir, callbacks, state)
     else:
         tuner = build_tuner(spec, data, experiment_dir, callbacks)
     return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, state, resumed=False)
@@ -101,6 +105,10 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True,
 def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str | None = None,
                address: str | None = None, progress: bool = True) -> JobResult:
     """Finish a job whose driver died: same parent run, same child runs, no re-runs.
+
+    A two-stage job goes on from the stage it was in: an unfinished stage 1 is restored
+    and finished, then stage 2 runs; in stage 2, stage 1's results are read from its
+    folder and stage 2 is restored.
 
     Args:
         name_or_path: a job folder, or a job name (its newest folder under ``storage``).
@@ -115,9 +123,11 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     if state.status == FINISHED:
         raise JobError(f"{experiment_dir}: the job already finished; nothing to resume")
     spec = parse_spec(state.spec, source=str(experiment_dir / "tuning_state.json"))
-    if spec.search.algorithm == "two_stage":
-        raise JobError(f"{experiment_dir}: a two-stage job cannot be resumed yet (only its "
-                       "last stage's Tune state is saved); run it again")
+    two_stage = spec.search.algorithm == "two_stage"
+    if two_stage and state.stage is None:
+        raise JobError(f"{experiment_dir}: a two-stage job written before its stages had Tune "
+                       "folders of their own cannot be resumed (only its last stage's Tune "
+                       "state is saved); run it again")
     uri = tracking_uri or state.tracking_uri
     data = load_data(spec)
     _quiet_http_retries()
@@ -129,13 +139,17 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
         MlflowClient(uri).update_run(state.parent_run_id, status=RUNNING)
     state.tracking_uri, state.status = uri, RUNNING
     state.write(experiment_dir)
-    # With the job folder: data-parallel trials keep their Train runs' checkpoints there.
-    trainable = trainable_with_data(spec, data, experiment_dir)
+    # With the job (a two-stage job's stage) folder: data-parallel trials keep their Train
+    # runs' checkpoints there.
+    trainable = (stage_trainable(spec, data, experiment_dir, state.stage or 1) if two_stage
+                 else trainable_with_data(spec, data, experiment_dir))
     tuner = tune.Tuner.restore(state.tune_path, trainable=trainable,
                                resume_unfinished=True, resume_errored=False)
     tracker = _restored_tracker(tuner, uri, spec.tracking.flush_timeout_s)
     if tracker is not None:
         tracker.job_dir = str(experiment_dir)
+    if two_stage:  # tune_path is the stage the driver died in
+        tuner = TwoStageTuner.resumed(spec, data, experiment_dir, state, tuner, trainable)
     return _fit_and_finish(spec, data, tuner, tracker, experiment_dir, state, resumed=True)
 
 

@@ -1,6 +1,12 @@
 """What a job keeps in its folder so that ``tuning resume`` and ``tuning sync`` can
 finish it: one typed :class:`JobState`, written as ``tuning_state.json``.
 
+A two-stage job (``search.algorithm: two_stage``) runs one Ray Tune experiment per
+stage, in ``<job>/stage1`` and ``<job>/stage2``: the state records the stage running
+(``stage``), each started stage's Tune experiment (``stage_paths``), and ``tune_path``
+is the running stage's (what ``Tuner.restore`` reads). :func:`tune_dirs` lists the
+local folders holding a job's Tune files, whichever layout the job has.
+
 The file carries a format version. A folder written before versions existed
 (format 1: the same keys, no ``version``) is read as it is; a newer format or a
 damaged file is a one-line :class:`~tuning.errors.StateError` saying why.
@@ -53,6 +59,11 @@ class JobState:
     data_hash: str
     tune_path: str  # where Ray Tune keeps the experiment (what Tuner.restore reads)
     outcome: Outcome | None = None
+    # A two-stage job: the stage running (1 or 2) and the Tune experiment of each stage
+    # started so far (tune_path is the running one's). None / [] for a one-stage job, and
+    # for a two-stage job written before stages had folders of their own.
+    stage: int | None = None
+    stage_paths: list[str] = field(default_factory=list)
     synced: bool = False  # a finished job whose folder was replayed into MLflow
     version: int = STATE_VERSION
 
@@ -102,6 +113,25 @@ class JobState:
         outcome = values.get("outcome")
         values["outcome"] = Outcome.from_dict(outcome) if outcome else None
         return cls(**values)
+
+
+def tune_dirs(experiment_dir: Path, state: JobState | None = None) -> list[Path]:
+    """The local folders holding a job's Ray Tune experiments (each with its
+    ``<trial>/result.json`` files): a two-stage job's stage folders, or the job folder.
+
+    ``state``: the job's state when the caller read it already (default: read it here;
+    a folder without a readable state is taken as a one-experiment folder).
+    """
+    if state is None:
+        try:
+            state = JobState.read(experiment_dir)
+        except StateError:
+            return [experiment_dir]
+    if not state.stage_paths:
+        return [experiment_dir]
+    # A stage's Tune path may be a URI (storage.path s3://...); its local copy, if any,
+    # has the same folder name under the job folder.
+    return [experiment_dir / path.rstrip("/").rsplit("/", 1)[-1] for path in state.stage_paths]
 
 
 def find_experiment_dir(name_or_path: str, storage: str) -> Path:

@@ -1,6 +1,7 @@
 """Replay a job from Ray Tune's own files into MLflow, without duplicating anything.
 
-Ray Tune writes every trial's results to ``<job>/<trial>/result.json`` whatever
+Ray Tune writes every trial's results to ``<job>/<trial>/result.json`` (in a
+two-stage job ``<job>/stage1/<trial>/result.json`` and ``<job>/stage2/...``) whatever
 happens to the tracking store. When the store was unreachable (an outage, or a job
 run with ``--offline``), or the driver died before its writer flushed, this module
 makes MLflow match those files: it creates the child runs that are missing, logs
@@ -19,7 +20,9 @@ import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
 from tuning.job.preflight import load_data
-from tuning.job.state import FINISHED, JobState
+from tuning.errors import StateError
+from tuning.job.state import FINISHED, JobState, tune_dirs
+from tuning.job.two_stage import sync_ranges
 from tuning.job.verdict import VERDICT_DIR
 from tuning.spec import parse_spec
 from tuning.tracking.model import hand_over
@@ -31,6 +34,7 @@ from tuning.tracking.tags import (
     KILLED,
     ORPHAN_TAG,
     RUN_NAME_TAG,
+    STAGE_TAG,
     STOP_REASON_TAG,
     stopped_early_tags,
     trial_status,
@@ -49,6 +53,7 @@ class TrialFiles:
     config: dict[str, Any]
     results: list[dict[str, Any]]
     errored: bool
+    stage: int | None = None  # a two-stage job's stage (its child run's tuning.stage tag)
 
     def status(self) -> str:
         return trial_status(self.results[-1] if self.results else None, self.errored)
@@ -63,10 +68,20 @@ class SyncReport:
     parent_completed: bool = False
 
 
-def read_trials(experiment_dir: Path) -> list[TrialFiles]:
-    """Every trial of a job folder, from Ray Tune's ``result.json`` files."""
+def read_trials(experiment_dir: Path, state: JobState | None = None) -> list[TrialFiles]:
+    """Every trial of a job folder, from Ray Tune's ``result.json`` files (of every
+    stage of a two-stage job, stage 1's first)."""
+    if state is None:
+        try:
+            state = JobState.read(experiment_dir)
+        except StateError:
+            state = None  # a bare Tune experiment folder
+    staged = state is not None and bool(state.stage_paths)
+    files = [(n if staged else None, f)
+             for n, tune_dir in enumerate(tune_dirs(experiment_dir, state), start=1)
+             for f in sorted(tune_dir.glob("*/result.json"))]
     trials = []
-    for result_file in sorted(experiment_dir.glob("*/result.json")):
+    for stage, result_file in files:
         lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
         if not lines:
             continue
@@ -75,7 +90,7 @@ def read_trials(experiment_dir: Path) -> list[TrialFiles]:
         config = json.loads(params_file.read_text()) if params_file.exists() else lines[0].get(
             "config", {})
         trials.append(TrialFiles(trial_id=lines[0]["trial_id"], config=config, results=lines,
-                                 errored=(folder / "error.txt").exists()))
+                                 errored=(folder / "error.txt").exists(), stage=stage))
     return trials
 
 
@@ -94,9 +109,11 @@ def sync_trials(writer: RunWriter, trials: list[TrialFiles], job_name: str,
     for trial in trials:
         if trial.trial_id not in writer.run_ids:
             report.runs_created += 1
-            records.append(Record("start", trial.trial_id, params=trial.config, timestamp=_ms(
-                trial.results[0]), tags={RUN_NAME_TAG: f"{job_name}-{trial.trial_id}",
-                                         JOB_TAG: job_name}))
+            tags = {RUN_NAME_TAG: f"{job_name}-{trial.trial_id}", JOB_TAG: job_name}
+            if trial.stage is not None:
+                tags[STAGE_TAG] = str(trial.stage)
+            records.append(Record("start", trial.trial_id, params=trial.config,
+                                  timestamp=_ms(trial.results[0]), tags=tags))
         last = writer.last_step.get(trial.trial_id, -1)
         for result in trial.results:
             step = int(result.get("rounds", result.get("training_iteration", 0)))
@@ -146,8 +163,9 @@ def sync_job(experiment_dir: Path, tracking_uri: str | None = None,
     finished = state.status == FINISHED
     assert state.experiment_id is not None  # set with the parent run
     writer = RunWriter(uri, state.experiment_id, state.parent_run_id, job_dir=experiment_dir)
-    trials = read_trials(experiment_dir)
+    trials = read_trials(experiment_dir, state)
     report = sync_trials(writer, trials, spec.name, finished, known_trial_ids)
+    sync_ranges(client, state.parent_run_id, experiment_dir)  # a two-stage job's stage 2
     if finished and spec.objective.multi:
         sync_pareto(writer, client, state.parent_run_id, trials,
                     dict(zip(spec.objective.objective_keys, spec.objective.objective_modes)))

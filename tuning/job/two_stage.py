@@ -2,9 +2,13 @@
 (random, or qmc) over the full space, stage 2 ``search.refine_with`` on the ranges
 :mod:`tuning.search.two_stage` narrows, warm-started with every stage-1 result.
 
-Both stages run under the job's one MLflow parent run and in the job's one folder;
-each child run carries tag ``tuning.stage`` (1 or 2), and the narrowed ranges are
-logged on the parent (params ``stage2.<name>`` and artifact ``two_stage.json``).
+Both stages run under the job's one MLflow parent run; each is a Ray Tune experiment
+of its own in the job folder (``<job>/stage1``, ``<job>/stage2``), and the job state
+records the stage running and each stage's Tune path, so ``tuning resume`` restores
+the stage the driver died in: stage 1 is finished and stage 2 run as usual, or stage
+1's results are read from its folder and stage 2 is restored. Each child run carries
+tag ``tuning.stage`` (1 or 2), and the narrowed ranges are logged on the parent once
+(params ``stage2.<name>`` and artifact ``two_stage.json``), when stage 2 is built.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ from typing import Any
 
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
+from ray import tune
 
-from tuning._ray_compat import grid_trials
-from tuning.job.tuner import build_tuner
+from tuning._ray_compat import grid_trials, run_config
+from tuning.job.progress import ProgressCallback
+from tuning.job.shipping import is_uri, tune_experiment_path
+from tuning.job.state import JobState
+from tuning.job.tuner import build_tuner, fit_noting_interrupts, trainable_with_data
 from tuning.schedule.stoppers import build_stopper
 from tuning.search.codec import clip
 from tuning.search.registry import stage1_samples
@@ -32,6 +40,41 @@ from tuning.tracking.tags import STAGE_TAG
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "two_stage.json"
+STAGES = (1, 2)
+
+
+def stage_folder(stage: int) -> str:
+    """The folder (Tune experiment name) of a stage inside the job folder."""
+    return f"stage{stage}"
+
+
+def stage_tune_path(spec: Spec, experiment_dir: Path, stage: int) -> str:
+    """Where Ray Tune keeps a stage's experiment (what ``Tuner.restore`` reads)."""
+    return f"{tune_experiment_path(spec.storage.path, experiment_dir).rstrip('/')}/" \
+        f"{stage_folder(stage)}"
+
+
+def stage_spec(spec: Spec, experiment_dir: Path, **overrides: Any) -> Spec:
+    """The spec of one stage (``overrides`` applied). With a URI ``storage.path`` the
+    stage's experiment goes under the job's own prefix: ``build_tuner`` (and the
+    trainable's Train storage) put a folder ``<storage>/<folder name>``."""
+    if is_uri(spec.storage.path):
+        overrides["storage.path"] = tune_experiment_path(spec.storage.path, experiment_dir)
+    return spec.with_overrides(**overrides) if overrides else spec
+
+
+def stage_trainable(spec: Spec, data: Any, experiment_dir: Path, stage: int) -> Any:
+    """The trainable of ``stage`` as its Tuner was built with it (what a restore needs)."""
+    return trainable_with_data(stage_spec(spec, experiment_dir), data,
+                               experiment_dir / stage_folder(stage))
+
+
+def enter_stage(state: JobState, spec: Spec, experiment_dir: Path, stage: int) -> None:
+    """Record in the job state (and write) that ``stage`` is the one running."""
+    path = stage_tune_path(spec, experiment_dir, stage)
+    state.stage, state.tune_path = stage, path
+    state.stage_paths = [*state.stage_paths[:stage - 1], path]
+    state.write(experiment_dir)
 
 
 class CombinedResults:
@@ -53,39 +96,85 @@ class CombinedResults:
 
 
 class TwoStageTuner:
-    """Runs stage 1 and stage 2 as two Ray Tune runs; ``fit`` returns both stages' results."""
+    """Runs stage 1 and stage 2 as two Ray Tune experiments; ``fit`` returns both stages'
+    results. :meth:`resumed` builds one that goes on from the stage a dead driver left."""
 
-    def __init__(self, spec: Spec, data: Any, experiment_dir: Path, callbacks: list) -> None:
+    def __init__(self, spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
+                 state: JobState | None = None) -> None:
         self.spec = spec
         self.data = data
         self.experiment_dir = experiment_dir
         self.callbacks = callbacks
+        self.state = state
         self.stopper = build_stopper(spec)  # shared: a target reached in stage 1 ends the job
         self.n1 = stage1_samples(spec)
         self.ranges: dict[str, dict[str, Any]] = {}
+        self._restored: dict[int, Any] = {}  # stage -> the Tuner restored from its folder
+        self._stage1_results: Any = None  # read from stage 1's folder (resumed in stage 2)
+
+    @classmethod
+    def resumed(cls, spec: Spec, data: Any, experiment_dir: Path, state: JobState,
+                tuner: Any, trainable: Any) -> TwoStageTuner:
+        """The job going on from ``tuner``: the Tune experiment of ``state.stage``, restored.
+
+        Its unpickled driver callbacks (tracker, progress) and stopper carry on; in stage
+        2, stage 1's results are read from its folder, not run again.
+        """
+        config = run_config(tuner)
+        callbacks = [c for c in (config.callbacks if config is not None else None) or []
+                     if isinstance(c, (MlflowTrackingCallback, ProgressCallback))]
+        self = cls(spec, data, experiment_dir, callbacks, state)
+        self.stopper = config.stop if config is not None else self.stopper
+        self._restored[state.stage or 1] = tuner
+        if state.stage == 2:
+            self._stage1_results = tune.Tuner.restore(state.stage_paths[0],
+                                                      trainable=trainable).get_results()
+        return self
 
     def fit(self) -> CombinedResults:
         started = time.monotonic()
-        stage1 = self.spec.with_overrides(**{"search.algorithm": self.spec.search.stage1_with,
-                                             "budget.num_samples": self.n1})
-        self._tag_stage(1)
-        grids = [build_tuner(stage1, self.data, self.experiment_dir, self.callbacks,
-                             stopper=self.stopper).fit()]
+        grids = [self._stage1_results]
+        if grids[0] is None:
+            grids[0], interrupted = self._run_stage(1, self._stage1_tuner)
+            if interrupted:  # Ctrl-C: Tune saved stage 1; `tuning resume` goes on from there
+                return CombinedResults(grids)
         observations = observations_of(grids[0], self.spec)
         remaining = None
         if self.spec.budget.time_budget_s:
             remaining = self.spec.budget.time_budget_s - (time.monotonic() - started)
-        if self._stopped(remaining) or not observations:
+        if 2 not in self._restored and (self._stopped(remaining) or not observations):
             return CombinedResults(grids)
+        grids.append(self._run_stage(2, lambda: self._stage2_tuner(observations, remaining))[0])
+        return CombinedResults(grids)
+
+    def _run_stage(self, stage: int, build: Any) -> tuple[Any, bool]:
+        """Fit ``stage`` (restored, or built by ``build``), recorded as running in the state."""
+        tuner = self._restored.get(stage)
+        if tuner is None:
+            tuner = build()
+            if self.state is not None:  # after the Tuner wrote its tuner.pkl: restorable
+                enter_stage(self.state, self.spec, self.experiment_dir, stage)
+        return fit_noting_interrupts(tuner)
+
+    def _stage_spec(self, **overrides: Any) -> Spec:
+        return stage_spec(self.spec, self.experiment_dir, **overrides)
+
+    def _stage1_tuner(self) -> Any:
+        stage1 = self._stage_spec(**{"search.algorithm": self.spec.search.stage1_with,
+                                     "budget.num_samples": self.n1})
+        self._tag_stage(1)
+        return build_tuner(stage1, self.data, self.experiment_dir / stage_folder(1),
+                           self.callbacks, stopper=self.stopper)
+
+    def _stage2_tuner(self, observations: list[Observation], remaining: float | None) -> Any:
         stage2 = self._stage2_spec(observations, remaining)
         self._log_ranges(stage2)
         self._tag_stage(2)
         # Stage-2 replays every stage-1 result; points outside the box sit on its edge.
         fitted = [Observation({n: clip(stage2.search_space[n], v) for n, v in o.config.items()},
                               o.value) for o in observations]
-        grids.append(build_tuner(stage2, self.data, self.experiment_dir, self.callbacks,
-                                 observations=fitted, stopper=self.stopper).fit())
-        return CombinedResults(grids)
+        return build_tuner(stage2, self.data, self.experiment_dir / stage_folder(2),
+                           self.callbacks, observations=fitted, stopper=self.stopper)
 
     def _stopped(self, remaining: float | None) -> bool:
         if self.stopper is not None and self.stopper.reason:
@@ -104,7 +193,7 @@ class TwoStageTuner:
         for name, r in self.ranges.items():
             logger.info("two-stage: %s narrowed to [%s, %s] (was [%s, %s])", name, r["low"],
                         r["high"], r["original_low"], r["original_high"])
-        return self.spec.with_overrides(**{
+        return self._stage_spec(**{
             "search.algorithm": search.refine_with,
             "search_space": stage2_space(self.spec, self.ranges),
             "budget.num_samples": self.spec.budget.num_samples - self.n1,
@@ -129,9 +218,31 @@ class TwoStageTuner:
         tracker = self._tracker()
         if tracker is None:  # an offline job: the file in the job folder is the record
             return
-        client = MlflowClient(tracker.tracking_uri)
-        params = [Param(f"stage2.{n}", f"[{r['low']!r}, {r['high']!r}]")
-                  for n, r in self.ranges.items()]
-        params.append(Param("stage2.num_samples", str(stage2.budget.num_samples)))
-        client.log_batch(tracker.parent_run_id, params=params)
-        client.log_dict(tracker.parent_run_id, report, REPORT_FILE)
+        try:
+            log_ranges(MlflowClient(tracker.tracking_uri), tracker.parent_run_id, report)
+        except Exception as err:  # noqa: BLE001 - the store may be down: the job goes on
+            logger.warning("could not log the stage-2 ranges on the parent run (%s); `tuning "
+                           "sync %s` logs them from %s", str(err).splitlines()[0][:200],
+                           self.experiment_dir, REPORT_FILE)
+
+
+def log_ranges(client: Any, parent_run_id: str, report: dict[str, Any]) -> None:
+    """Log the narrowed ranges on the parent run: params ``stage2.<name>`` and
+    ``stage2.num_samples``, and the artifact ``two_stage.json``."""
+    params = [Param(f"stage2.{n}", f"[{r['low']!r}, {r['high']!r}]")
+              for n, r in report["ranges"].items()]
+    params.append(Param("stage2.num_samples", str(report["stage2_samples"])))
+    client.log_batch(parent_run_id, params=params)
+    client.log_dict(parent_run_id, report, REPORT_FILE)
+
+
+def sync_ranges(client: Any, parent_run_id: str, experiment_dir: Path) -> bool:
+    """Log the job folder's ``two_stage.json`` on the parent run unless it has the ranges
+    already (an offline job, or a store that was down when stage 2 began)."""
+    path = experiment_dir / REPORT_FILE
+    if not path.is_file():
+        return False
+    if "stage2.num_samples" in client.get_run(parent_run_id).data.params:
+        return False
+    log_ranges(client, parent_run_id, json.loads(path.read_text()))
+    return True

@@ -57,3 +57,31 @@ def test_an_unreadable_state_is_one_line(tmp_path, content, message):
 def test_no_such_job_is_a_state_error(tmp_path):
     with pytest.raises(StateError, match="no tuning job of that name"):
         find_experiment_dir("nope", str(tmp_path))
+
+
+def test_a_two_stage_job_lists_its_stage_folders_and_an_older_one_its_own(tmp_path):
+    from tuning.job.state import tune_dirs
+
+    state = JobState(spec={"name": "x"}, tracking_uri="u", experiment_id="1", parent_run_id="p",
+                     status="RUNNING", data_hash="h", tune_path="s3://b/x-1/stage2", stage=2,
+                     stage_paths=["s3://b/x-1/stage1", "s3://b/x-1/stage2"])
+    state.write(tmp_path)
+    assert JobState.read(tmp_path) == state
+    assert tune_dirs(tmp_path) == [tmp_path / "stage1", tmp_path / "stage2"]
+    (tmp_path / STATE_FILE).write_text(json.dumps(FORMAT_1))  # no stages: one experiment
+    assert JobState.read(tmp_path).stage is None
+    assert tune_dirs(tmp_path) == [tmp_path]
+
+
+def test_a_two_stage_job_from_before_stage_folders_is_refused_by_resume(tmp_path):
+    from tuning.job.lifecycle import resume_job
+    from tuning.spec import parse_spec
+
+    spec = parse_spec({"name": "old", "search": {"algorithm": "two_stage"},
+                       "search_space": {"eta": {"type": "uniform", "low": 0.1, "high": 0.3}},
+                       "budget": {"num_samples": 4}})
+    state = JobState(spec=spec.model_dump(mode="json"), tracking_uri="u", experiment_id="1",
+                     parent_run_id="p", status="RUNNING", data_hash="h", tune_path=str(tmp_path))
+    state.write(tmp_path)
+    with pytest.raises(JobError, match="written before its stages had Tune folders"):
+        resume_job(str(tmp_path))

@@ -275,7 +275,7 @@ class InterruptAfter(tune.Callback):
 def _observed(spec: Any, tune_path: str) -> int | None:
     """Trials the searcher Tune saved in ``tune_path`` was told of, replayed ones included
     (None: Ray's variant generator of random and grid, which holds no results)."""
-    if spec.search.algorithm in ("random", "grid"):
+    if spec.search.algorithm in ("random", "grid", "two_stage"):  # two_stage: random stage 1
         return None
     searcher = build_searcher(spec)
     searcher.restore_from_dir(tune_path)
@@ -298,8 +298,9 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
     by a driver callback) and finished with ``resume_job`` (``tuning resume``): the budget,
     no configuration twice, one child run per trial, and the searcher going on from the one
     Tune saved: the last searcher state holds every trial and each replayed one once (a fresh
-    searcher would hold only the trials started after the resume). A two-stage job cannot be
-    resumed (only its last stage's Tune state is saved), so it runs through.
+    searcher would hold only the trials started after the resume). A two-stage job is
+    interrupted in stage 1: the resume finishes stage 1 from its own Tune folder, then runs
+    stage 2 (whose searcher holds stage 1's results and its own).
     """
     from tuning.job import lifecycle
     from tuning.job.state import JobState, find_experiment_dir
@@ -318,15 +319,14 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
         sections["objective"] = {"metrics": ["aucpr", "model_size"]}
     spec = parse_spec(tiny(tracking_uri, tmp_path, algorithm, **sections))
     expected = 2 if algorithm == "grid" else spec.budget.num_samples
-    interrupt = algorithm != "two_stage"
-    if interrupt:
-        marker, callbacks = tmp_path / "interrupted", lifecycle.driver_callbacks
+    two_stage = algorithm == "two_stage"
+    marker, callbacks = tmp_path / "interrupted", lifecycle.driver_callbacks
 
-        def with_interrupt(*args: Any, **kwargs: Any) -> Any:
-            tracker, found = callbacks(*args, **kwargs)
-            return tracker, [*found, InterruptAfter(INTERRUPT_AFTER, marker)]
+    def with_interrupt(*args: Any, **kwargs: Any) -> Any:
+        tracker, found = callbacks(*args, **kwargs)
+        return tracker, [*found, InterruptAfter(INTERRUPT_AFTER, marker)]
 
-        monkeypatch.setattr(lifecycle, "driver_callbacks", with_interrupt)
+    monkeypatch.setattr(lifecycle, "driver_callbacks", with_interrupt)
     stored = 0
     if earlier is not None:
         from tuning.tracking.observations import load_observations
@@ -337,19 +337,24 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
         if spec.objective.multi:  # the earlier job's last reports: its sizes were no objective
             assert all(o.further["val_model_size_at_best"] > 0 for o in observations)
     with caplog.at_level(logging.INFO, logger="tuning.search.warm_start"):
-        if interrupt:
-            with pytest.raises(KeyboardInterrupt):
-                lifecycle.run_job(spec, progress=False)
-            state = JobState.read(find_experiment_dir(spec.name, spec.storage.path))
-            assert marker.exists() and state.status == "RUNNING"  # left for `tuning resume`
-            at_interrupt = _observed(spec, state.tune_path)
-            if at_interrupt is not None:
-                assert stored + INTERRUPT_AFTER <= at_interrupt < stored + expected
-            result = lifecycle.resume_job(spec.name, storage=spec.storage.path)
-            if at_interrupt is not None:
-                assert _observed(spec, state.tune_path) == stored + expected
-        else:
-            result = lifecycle.run_job(spec, progress=False)
+        with pytest.raises(KeyboardInterrupt):
+            lifecycle.run_job(spec, progress=False)
+        state = JobState.read(find_experiment_dir(spec.name, spec.storage.path))
+        assert marker.exists() and state.status == "RUNNING"  # left for `tuning resume`
+        if two_stage:  # in stage 1, whose Tune experiment is a folder of its own
+            assert state.stage == 1 and state.stage_paths == [state.tune_path]
+            assert state.tune_path.endswith("/stage1")
+        at_interrupt = _observed(spec, state.tune_path)
+        if at_interrupt is not None:
+            assert stored + INTERRUPT_AFTER <= at_interrupt < stored + expected
+        result = lifecycle.resume_job(spec.name, storage=spec.storage.path)
+        if at_interrupt is not None:
+            assert _observed(spec, state.tune_path) == stored + expected
+        if two_stage:  # stage 2's refiner: stage 1's 2 results replayed, its own 2
+            state = JobState.read(Path(result.experiment_dir))
+            assert state.stage == 2 and len(state.stage_paths) == 2
+            refiner = spec.with_overrides(**{"search.algorithm": spec.search.refine_with})
+            assert _observed(refiner, state.stage_paths[1]) == expected
     if earlier is not None:  # every finished earlier trial went into the searcher, once
         fed = [r.getMessage() for r in caplog.records if "warm start: fed" in r.getMessage()]
         assert fed == [f"warm start: fed {stored} earlier results to the searcher"]
@@ -369,6 +374,14 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
         [result.experiment_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
     assert sorted(c.data.tags["ray.trial_id"] for c in children) == sorted(
         t.trial_id for t in result.trials)  # one child run per trial
+    for child in children:  # each report logged once, whatever the resume replayed
+        steps = [m.step for m in client.get_metric_history(child.info.run_id,
+                                                           spec.objective.result_key)]
+        assert steps and len(steps) == len(set(steps)), (child.info.run_id, steps)
+    if two_stage:  # 2 trials per stage, each child run tagged with its stage
+        assert sorted(c.data.tags.get("tuning.stage") for c in children) == ["1", "1", "2", "2"]
+        assert parent.data.params["stage2.num_samples"] == "2"
+        assert "two_stage.json" in {a.path for a in client.list_artifacts(result.parent_run_id)}
     # Every report carries the model's scoring time; its value at the best round is logged.
     assert all(c.data.metrics["val_scoring_ms_at_best"] > 0 for c in children)
 

@@ -1,11 +1,17 @@
-"""The two-stage job: range narrowing, and one parent run with stage-tagged children."""
+"""The two-stage job: range narrowing, one parent run with stage-tagged children, and a
+job interrupted in stage 2 resumed from its stages' Tune folders."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+from pathlib import Path
+from typing import Any
 
 import pytest
+from ray import tune
 
 from tuning.spec import SpecError, parse_spec
 from tuning.search.two_stage import narrow_space
@@ -63,14 +69,51 @@ def test_example_validates():
     assert spec.search.algorithm == "two_stage" and spec.search.refine_with == "tpe"
 
 
+class InterruptAt(tune.Callback):
+    """Sends this process SIGINT (Ctrl-C) when the ``n``-th trial of the job completes
+    (counted over both stages), once per marker."""
+
+    def __init__(self, n: int, marker: Path) -> None:
+        self.n, self.marker, self.completed = n, str(marker), 0
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.completed += 1
+        if self.completed >= self.n and not os.path.exists(self.marker):
+            Path(self.marker).write_text(trial.trial_id)
+            os.kill(os.getpid(), signal.SIGINT)  # Tune's handler takes it, in this (main) thread
+
+
+def _tune_files(folder: Path) -> dict[str, str]:
+    return {str(f.relative_to(folder)): f.read_text() for f in folder.glob("*/result.json")}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("stage1_with, refine_with", [("random", "tpe"), ("qmc", "gp")])
+@pytest.mark.parametrize("stage1_with, refine_with, interrupted", [
+    ("random", "tpe", False), ("qmc", "gp", True)])
 def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
-        stage1_with, refine_with, ray_session, tracking_uri, tmp_path):
+        stage1_with, refine_with, interrupted, ray_session, tracking_uri, tmp_path, monkeypatch):
+    """A two-stage job: one parent run, children tagged with their stage, the narrowed
+    ranges on the parent. The qmc + gp job is interrupted (a real Ctrl-C) once the first
+    stage-2 trial completed and finished with ``resume_job``: stage 1's results are read
+    from its own Tune folder (nothing of it runs again), stage 2 is restored, the ranges
+    are logged once and every trial has one child run with each report once."""
     from mlflow.tracking import MlflowClient
 
-    from tuning.job.lifecycle import run_job
+    from tuning.job import lifecycle, two_stage
+    from tuning.job.state import JobState, find_experiment_dir
 
+    logged = []
+    log_ranges = two_stage.log_ranges
+    monkeypatch.setattr(two_stage, "log_ranges", lambda *a: logged.append(a) or log_ranges(*a))
+    marker = tmp_path / "interrupted"
+    if interrupted:
+        callbacks = lifecycle.driver_callbacks
+
+        def with_interrupt(*args: Any, **kwargs: Any) -> Any:
+            tracker, found = callbacks(*args, **kwargs)
+            return tracker, [*found, InterruptAt(5, marker)]  # the first stage-2 completion
+
+        monkeypatch.setattr(lifecycle, "driver_callbacks", with_interrupt)
     spec = parse_spec({
         "name": "two-stage", "data": {"rows": 5000, "fraud_rate": 0.02, "seed": 0},
         "search_space": {k: v for k, v in SPACE.items() if k != "grow_policy"},
@@ -84,7 +127,23 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
         "tracking": {"tracking_uri": tracking_uri, "log_model": False},
         "storage": {"path": str(tmp_path / "runs")},
     })
-    result = run_job(spec, progress=False)
+    if interrupted:
+        with pytest.raises(KeyboardInterrupt):
+            lifecycle.run_job(spec, progress=False)
+        job = find_experiment_dir(spec.name, spec.storage.path)
+        state = JobState.read(job)
+        assert marker.exists() and state.status == "RUNNING" and state.stage == 2
+        assert state.stage_paths == [str(job / "stage1"), str(job / "stage2")]
+        assert state.tune_path == state.stage_paths[1]
+        stage1 = _tune_files(job / "stage1")
+        assert len(stage1) == 4
+        result = lifecycle.resume_job(spec.name, storage=spec.storage.path)
+        assert _tune_files(job / "stage1") == stage1  # stage 1 read, not run again
+        assert len(_tune_files(job / "stage2")) == 2
+        assert not list(job.glob("*/result.json"))  # no trial in the job folder itself
+    else:
+        result = lifecycle.run_job(spec, progress=False)
+    assert len(logged) == 1  # the ranges went to the parent run once
     assert len(result.trials) == 6
     client = MlflowClient(tracking_uri)
     parents = client.search_runs([result.experiment_id], "tags.`tuning.role` = 'parent'")
@@ -93,6 +152,12 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
         [result.experiment_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
     stages = sorted(c.data.tags.get("tuning.stage") for c in children)
     assert stages == ["1"] * 4 + ["2"] * 2
+    assert sorted(c.data.tags["ray.trial_id"] for c in children) == sorted(
+        t.trial_id for t in result.trials)  # one child run per trial
+    for child in children:  # each report logged once: rounds 10 and 20 (fifo: no stop)
+        steps = [m.step for m in client.get_metric_history(child.info.run_id,
+                                                            spec.objective.result_key)]
+        assert sorted(steps) == [10, 20], (child.data.tags["ray.trial_id"], steps)
     parent = client.get_run(result.parent_run_id)
     assert parent.data.tags["tuning.stop_reason"] == "all trials done"
     report = json.loads(open(client.download_artifacts(result.parent_run_id,
