@@ -112,12 +112,29 @@ def _per_seed_median(rows: list[dict[str, Any]], base: str, ours_key: str, their
     return statistics.median(per_seed) if per_seed else None
 
 
-def whole_command(settings: BenchSettings, timeout_s: float) -> dict[str, Any]:
+def whole_command(settings: BenchSettings, timeout_s: float, attempts: int = 2) -> dict[str, Any]:
     """Run ``tuning run`` on the project's benchmark spec in a subprocess, timed from here.
 
     The spec is the one ``benchmarks.project`` runs (``build_spec``), written to a YAML
     file; the store and the job folder are new, as for a user's first job in a folder.
+    A command that exits non-zero is run again (up to ``attempts`` in all); the failed
+    attempts are kept in ``command_failures`` (wall, exit code, last lines of stderr), so a
+    flaky exit is counted, not hidden, and the timed figure is always a complete command.
     """
+    failures: list[dict[str, Any]] = []
+    for _ in range(attempts):
+        outcome = _one_command(settings, timeout_s)
+        if outcome["exit_code"] == 0:
+            text = "\n" + outcome["stdout"]  # the JSON summary starts on a line of its own
+            summary = json.loads(text[text.index("\n{") + 1:])
+            return {"whole_command_s": outcome["wall_s"], "command_search_wall_s": summary["wall_s"],
+                    "command_trials": summary["trials"]["total"], "command_failures": failures}
+        failures.append({k: outcome[k] for k in ("wall_s", "exit_code", "stderr_tail")})
+    raise RuntimeError(f"tuning run (seed {settings.seed}) failed {attempts} times; last exit code "
+                       f"{failures[-1]['exit_code']}:\n" + "\n".join(failures[-1]["stderr_tail"]))
+
+
+def _one_command(settings: BenchSettings, timeout_s: float) -> dict[str, Any]:
     from benchmarks.project import build_spec
 
     with tempfile.TemporaryDirectory(prefix="bench-command-") as work:
@@ -133,13 +150,10 @@ def whole_command(settings: BenchSettings, timeout_s: float) -> dict[str, Any]:
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True,
                               timeout=timeout_s)
         wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-            raise RuntimeError(f"tuning run (seed {settings.seed}) failed with exit code "
-                               f"{proc.returncode}:\n" + "\n".join(tail))
-        summary = json.loads(proc.stdout[proc.stdout.index("{"):])
-        return {"whole_command_s": wall, "command_search_wall_s": summary["wall_s"],
-                "command_trials": summary["trials"]["total"]}
+    ok = proc.returncode == 0 and "\n{" in "\n" + proc.stdout
+    return {"wall_s": wall, "exit_code": proc.returncode if ok or proc.returncode else -1,
+            "stdout": proc.stdout,
+            "stderr_tail": [] if ok else (proc.stderr or proc.stdout).strip().splitlines()[-15:]}
 
 
 def _pick(rows: list[dict[str, Any]], method: str, seed: int) -> dict[str, Any] | None:
@@ -173,6 +187,28 @@ def markdown(summary: dict[str, dict[str, Any]], extra: dict[str, Any], title: s
     return "\n".join(lines) + "\n"
 
 
+def _save(args: argparse.Namespace, base: BenchSettings, records: list[dict[str, Any]]) -> str:
+    """Derive, summarise and write the seeds measured so far; the Markdown table."""
+    seeds = sorted({r["seed"] for r in records})
+    rows = []
+    for seed in seeds:
+        mine = [r for r in records if r["seed"] == seed]
+        target = TARGET_FRACTION * max(best_of(r["timeline"]) or 0.0 for r in mine)
+        rows += [derive(r, target) for r in mine]
+    summary = summarise(rows, args.methods)
+    extra = ratios(rows)
+    title = (f"{args.rows:,} rows, {args.trials} trials, {args.rounds} rounds, {args.cores} cores, "
+             f"{len(seeds)} seed(s){' (quick)' if args.quick else ''}")
+    table = markdown(summary, extra, title)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compare.json").write_text(json.dumps(
+        {"settings": {**base.__dict__, "seeds": len(seeds), "quick": args.quick,
+                      "target_fraction": TARGET_FRACTION},
+         "summary": summary, "ratios": extra, "runs": rows, "raw": records}, indent=1))
+    (args.out / "compare.md").write_text(table)
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="searcher seeds 0..N-1 (data fixed)")
@@ -201,31 +237,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"seed {seed}: {method} ...", file=sys.stderr, flush=True)
             started = time.monotonic()
             settings = BenchSettings.from_dict({**base.__dict__, "seed": seed})
+            load_before = os.getloadavg()[0]
             record = run_method(method, settings, args.timeout)
             if method == "project" and not args.no_whole_command:
                 command = whole_command(settings, args.timeout)
                 record["whole_command_s"] = command["whole_command_s"]
                 record.setdefault("extra", {}).update(command)
+            # 1-minute load averages around the method (and its command): a shared machine shows.
+            record.setdefault("extra", {})["load_1min"] = [load_before, os.getloadavg()[0]]
             print(f"seed {seed}: {method} done in {time.monotonic() - started:.0f}s "
                   f"(best val {record['best_val']:.4f})", file=sys.stderr, flush=True)
             records.append(record)
-    rows = []
-    for seed in range(args.seeds):
-        mine = [r for r in records if r["seed"] == seed]
-        target = TARGET_FRACTION * max(best_of(r["timeline"]) or 0.0 for r in mine)
-        rows += [derive(r, target) for r in mine]
-    summary = summarise(rows, args.methods)
-    extra = ratios(rows)
-    title = (f"{args.rows:,} rows, {args.trials} trials, {args.rounds} rounds, {args.cores} cores, "
-             f"{args.seeds} seed(s){' (quick)' if args.quick else ''}")
-    table = markdown(summary, extra, title)
+        # Written after every seed, so a run cut short keeps the seeds it measured.
+        table = _save(args, base, records)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compare.json").write_text(json.dumps(
-        {"settings": {**base.__dict__, "seeds": args.seeds, "quick": args.quick,
-                      "target_fraction": TARGET_FRACTION},
-         "summary": summary, "ratios": extra, "runs": rows, "raw": records}, indent=1))
-    (args.out / "compare.md").write_text(table)
     return 0
 
 

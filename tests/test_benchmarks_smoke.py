@@ -135,3 +135,35 @@ def test_cv_rule_pairs_the_two_arms_of_each_split():
     (cell,) = pairs(runs)[500]  # split 1 has one arm only: not paired
     assert cell["aucpr_cv5"] - cell["aucpr_cv1"] == pytest.approx(0.02)
     assert "| cards (500) | 12,500 | ~500 | +0.0200 | +0.0200 | 0.7000 | 2.0× | 2.0× |" in markdown(runs, "t")
+
+
+def test_scale_writes_cached_shards_a_valid_spec_per_mode_and_keeps_other_cells(tmp_path):
+    # The data writer, the specs and the table, not a job (a `tuning run` takes half a minute).
+    import os
+
+    import yaml
+
+    from benchmarks.scale import MemorySampler, build_spec, markdown, merge, write_shards
+    from trainables.tables import read_table
+    from tuning.spec import load_spec
+
+    folder = write_shards(tmp_path / "data", rows=3_000, shard_rows=1_000, fraud_rate=0.01)
+    assert len(list(folder.glob("*.parquet"))) == 3 and read_table(str(folder)).shape[0] == 3_000
+    stamp = (folder / "part-00000.parquet").stat().st_mtime_ns
+    write_shards(folder, rows=3_000, shard_rows=1_000, fraud_rate=0.01)  # cached: not rewritten
+    assert (folder / "part-00000.parquet").stat().st_mtime_ns == stamp
+    for mode, workers in (("single", None), ("dp2", 2)):
+        spec_file = tmp_path / f"{mode}.yaml"
+        spec_file.write_text(yaml.safe_dump(build_spec(folder, mode, 4, 50, tmp_path)))
+        spec = load_spec(spec_file)
+        assert spec.resources.workers == workers and spec.evaluation.cv == 1
+        assert spec.data.path == str(folder) and spec.budget.num_samples == 4
+    sampler = MemorySampler(os.getpid(), period_s=0.05)
+    peaks = sampler.stop()
+    assert peaks["driver_peak_rss_gib"] > 0 and peaks["memory_samples"] >= 1
+    cell = {"rows": 1_000_000, "trials": 4, "rounds": 50, "load_before": [1.0],
+            "load_after": [2.0], "status": "ok", "whole_command_s": 60.0}
+    old = [{**cell, "mode": "single"}, {**cell, "mode": "dp2", "status": "failed (exit 1)"}]
+    merged = merge(old, [{**cell, "mode": "dp2"}])
+    assert [(c["mode"], c["status"]) for c in merged] == [("single", "ok"), ("dp2", "ok")]
+    assert "| 1,000,000 | dp2 (4×50) | ok | 60 |" in markdown(merged, {"cores": 2, "memory_gib": 24})
