@@ -4,7 +4,7 @@ Each trial asks for half a GPU, so Ray must pack two trials per GPU and never ru
 more than four at once on a node with two GPUs. The trials train on the CPU
 (``TUNING_FORCE_CPU=1``) and report the ``CUDA_VISIBLE_DEVICES`` Ray gave them,
 which the tracker logs as a child-run tag. Concurrency is measured from the child
-runs' start and end times in MLflow; trials are held at round 300 (trainables.events)
+runs' start and end times in MLflow; trials are held at round 150 (trainables.events)
 until four run at once, so the limit is reached on any machine.
 """
 
@@ -39,31 +39,31 @@ def test_fractional_gpus_pack_two_trials_per_gpu(tmp_path):
     uri = new_store(tmp_path)
     spec = {
         "name": "gpu-placement",
-        "data": {"rows": 20_000, "fraud_rate": 0.01, "seed": 0},
+        "data": {"rows": 10_000, "fraud_rate": 0.02, "seed": 0},
         "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3},
                          "max_depth": 6},
         "search": {"algorithm": "random", "seed": 1},
         "scheduler": {"type": "fifo"},
-        "training": {"num_boost_round": 600, "report_every": 200},
+        "training": {"num_boost_round": 300, "report_every": 100},
         # max_concurrent above what the GPUs allow: only Ray's placement may limit it.
         "evaluation": {"cv": 1},  # CV is not this test's subject
-        "budget": {"num_samples": 8, "max_concurrent": 8},
+        "budget": {"num_samples": 6, "max_concurrent": 6},
         "resources": {"cpu": 0.5, "gpu": 0.5},
         "tracking": {"tracking_uri": uri, "log_model": False},
     }
     summary = run_on_cluster(
         {"spec": spec, "head": {"num_cpus": 0},
          "workers": [{"num_cpus": 4, "num_gpus": 2}],
-         # Trials wait at round 300 until four are held at once: the packing limit is
+         # Trials wait at round 150 until four are held at once: the packing limit is
          # reached for certain, however fast reused actors could run trials one by one.
-         "hold": {"when": {"round": 300}, "release_at": 4}},
+         "hold": {"when": {"round": 150}, "release_at": 4}},
         tmp_path, extra_env={"TUNING_FORCE_CPU": "1"},
     )
     assert len(summary["held_at_once"]) == 4
 
-    assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 8
+    assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 6
     runs = child_runs(uri, summary)
-    assert len(runs) == 8
+    assert len(runs) == 6
     devices = [run.data.tags.get("ray.cuda_visible_devices") for run in runs]
     assert set(devices) <= {"0", "1"}, devices  # one GPU id each, never "0,1"
     assert None not in devices

@@ -116,7 +116,7 @@ def test_failed_trials_retry_in_the_same_run(ray_session, tmp_path, max_failures
 
 KILLABLE = {
     "name": "killme",
-    "data": {"rows": 40000, "fraud_rate": 0.01, "seed": 3},
+    "data": {"rows": 10000, "fraud_rate": 0.03, "seed": 3},
     "search_space": {"eta": {"type": "loguniform", "low": 0.02, "high": 0.3},
                      "max_depth": {"type": "randint", "low": 4, "high": 8}},
     "search": {"algorithm": "tpe", "seed": 0, "n_initial_points": 3},
