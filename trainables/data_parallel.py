@@ -26,6 +26,12 @@ Why each piece is as it is:
   0's checkpoint, saved by Train, is copied into Tune's checkpoint, so retries and
   ``Tuner.restore`` resume from the last reported round as single-worker trials do.
 
+* Sharded Parquet input (:class:`~trainables.shards.StreamedDataset`): the trial
+  hands Ray Train two Ray Data datasets, the training and the validation rows read
+  from the shards and converted on the cluster (``datasets=``); each worker takes
+  its share with ``ray.train.get_dataset_shard`` (:mod:`trainables.shard_train`).
+  The test rows are dropped in the read: they never reach a trial.
+
 Ray Train's controller-callback interface is private: it is used only in
 :class:`_Relay`, checked against ray 2.60.
 """
@@ -46,6 +52,7 @@ from ray import tune
 from trainables import events
 from trainables.data import Dataset
 from trainables.data_ref import DataRef, materialise
+from trainables.train_run import TRAIN_ENV, Rows, xgboost_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +60,6 @@ __all__ = ["COORDINATOR_CPU", "DataParallelTrial", "Shared", "Workers", "shared"
 
 #: CPU the trial's coordinator holds (Tune refuses 0); its workers hold the rest.
 COORDINATOR_CPU = 0.1
-
-# Ray Train defaults tuned for long runs; a trial is short. The health check also
-# paces the end of a run (2 s by default), the preemption watcher is one more actor
-# per trial, the metrics callbacks feed a dashboard these jobs do not use.
-_TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-              "RAY_TRAIN_METRICS_ENABLED": "0"}
-
 
 @dataclass(frozen=True)
 class Workers:
@@ -99,8 +99,8 @@ class Shared:
 def shared(data: Dataset | DataRef) -> Shared | DataRef:
     """What data-parallel trials are bound to: a :class:`DataRef` as is (each worker
     loads it), a dataset put once in the object store (call on the driver)."""
-    if isinstance(data, DataRef):
-        return data
+    if isinstance(data, DataRef) or getattr(data, "streamed", False):
+        return data  # a streamed dataset holds labels and a plan, not the table: small
     import ray
 
     return Shared(ray.put(data))
@@ -162,7 +162,7 @@ class DataParallelTrial(tune.Trainable):
     def _start(self) -> None:
         from ray.util.queue import Queue
 
-        for key, value in _TRAIN_ENV.items():
+        for key, value in TRAIN_ENV.items():
             os.environ.setdefault(key, value)
         self.queue = Queue(actor_options={"num_cpus": 0})
         marker = None
@@ -173,7 +173,13 @@ class DataParallelTrial(tune.Trainable):
         loop_config = {"config": dict(self.config), "data": self.data, "settings": self.settings,
                        "gpu": self.workers.gpu, "cpu": self.workers.cpu, "resume": self.resume,
                        "trial_id": self.trial_id, "fault_marker": marker}
-        trainer = _trainer(loop_config, self.workers, f"{self.trial_id}-{uuid.uuid4().hex[:6]}", self.queue)
+        datasets = None
+        if getattr(self.data, "streamed", False):
+            from trainables.shard_train import trial_datasets
+
+            datasets = trial_datasets(self.data)
+        trainer = _trainer(loop_config, self.workers, f"{self.trial_id}-{uuid.uuid4().hex[:6]}", self.queue,
+                           datasets)
         self.thread = threading.Thread(target=self._fit, args=(trainer,), daemon=True,
                                        name=f"train-{self.trial_id}")
         self.thread.start()
@@ -198,16 +204,13 @@ class DataParallelTrial(tune.Trainable):
                     raise self.failure or RuntimeError("the Ray Train run ended without a final report")
 
 
-def _trainer(loop_config: dict[str, Any], workers: Workers, name: str, queue: Any) -> Any:
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.xgboost import XGBoostTrainer
+def _trainer(loop_config: dict[str, Any], workers: Workers, name: str, queue: Any,
+             datasets: dict[str, Any] | None = None) -> Any:
+    from ray.train import RunConfig
 
-    per_worker = {"CPU": workers.cpu, **({"GPU": workers.gpu} if workers.gpu else {})}
-    return XGBoostTrainer(
-        _train_loop, train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=workers.num_workers, use_gpu=workers.gpu > 0,
-                                     resources_per_worker=per_worker),
-        run_config=RunConfig(name=name, storage_path=workers.storage_path, callbacks=[_relay(queue)]))
+    return xgboost_trainer(_train_loop, loop_config, workers,
+                           RunConfig(name=name, storage_path=workers.storage_path, callbacks=[_relay(queue)]),
+                           datasets)
 
 
 def _relay(queue: Any) -> Any:
@@ -248,11 +251,14 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     settings, config = cfg["settings"], cfg["config"]
     max_bin = int(config.get("max_bin", settings.max_bin))
     device = device_for(cfg["gpu"])
-    # Every N-th row: each shard gets a like share of the rare class.
-    train_X, train_y = data.train.X.iloc[rank::world], data.train.y[rank::world]
-    dtrain = xgb.QuantileDMatrix(train_X, label=train_y, max_bin=max_bin, enable_categorical=True)
-    dval = xgb.QuantileDMatrix(data.val.X.iloc[rank::world], ref=dtrain, max_bin=max_bin,
-                               enable_categorical=True)
+    if getattr(data, "streamed", False):
+        from trainables.shard_train import streamed_rows
+
+        rows = streamed_rows(data, world)
+    else:
+        rows = _object_store_rows(data, rank, world)
+    dtrain = xgb.QuantileDMatrix(rows.train_X, label=rows.train_y, max_bin=max_bin, enable_categorical=True)
+    dval = xgb.QuantileDMatrix(rows.val_X, ref=dtrain, max_bin=max_bin, enable_categorical=True)
     # Class weight and everything else from the whole training split: one booster.
     params = xgb_params(config, settings, data, max(1, int(cfg["cpu"])), device)
     total = int(config.get("num_boost_round", settings.num_boost_round))
@@ -261,9 +267,9 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     nodes = [xgb.collective.broadcast(ray.get_runtime_context().get_node_id(), r) for r in range(world)]
     extra = {"node_id": ",".join(nodes), "restored_from_round": done, "workers": world,
              "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
-    whole_val = Part(None, None, None, data.val.y, data.val.amount)
+    whole_val = Part(None, None, None, rows.whole_val_y, rows.whole_val_amount)
     # Scoring time is timed on this worker's validation shard (rank 0's is reported).
-    own_val = Part(None, dval, None, data.val.y[rank::world])
+    own_val = Part(None, dval, None, rows.val_y)
     hooks = _Hooks(cfg, rank, nodes[rank])
     reports = 0
     for i in range(done, total):
@@ -272,8 +278,7 @@ def _train_loop(cfg: dict[str, Any]) -> None:
         hooks.on_round(rounds)
         if rounds % settings.report_every and rounds < total:
             continue
-        scores = xgb.collective.allreduce(_scattered(booster.predict(dval), rank, world, len(data.val.y)),
-                                          xgb.collective.Op.SUM)
+        scores = xgb.collective.allreduce(rows.place(booster.predict(dval)), xgb.collective.Op.SUM)
         result = score_round([whole_val], [scores], settings)
         result["val_model_size"] = progress.model_size([booster], rounds)
         result["val_scoring_ms"] = scoring_ms([booster], [own_val])
@@ -291,13 +296,12 @@ def _train_loop(cfg: dict[str, Any]) -> None:
             return
 
 
-def _scattered(shard_scores: Any, rank: int, world: int, n: int) -> Any:
-    """This worker's validation scores at their rows of the full split, zeros elsewhere."""
+def _object_store_rows(data: Dataset, rank: int, world: int) -> Rows:
+    """Every N-th row of the shipped splits: each worker gets a like share of the rare class."""
     import numpy as np
 
-    out = np.zeros(n, dtype=np.float64)
-    out[rank::world] = shard_scores
-    return out
+    return Rows(data.train.X.iloc[rank::world], data.train.y[rank::world], data.val.X.iloc[rank::world],
+                data.val.y[rank::world], data.val.y, data.val.amount, np.arange(len(data.val.y))[rank::world])
 
 
 def _resumed(files: dict[str, bytes] | None, params: dict[str, Any], dtrain: Any) -> tuple[Any, Any]:

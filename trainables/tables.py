@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainables import events
 from trainables.preprocess import DataError
 
 FORMATS = ("csv", "parquet")
@@ -17,6 +18,8 @@ FORMATS = ("csv", "parquet")
 GLOB_CHARS = frozenset("*?[")
 #: Files and folders a shard folder skips (Spark's ``_SUCCESS``, ``.crc`` files), as pyarrow does.
 IGNORED_PREFIXES = (".", "_")
+#: Whole-table reads in this process (``read_table`` calls): streamed jobs must leave it alone.
+READS = {"full": 0}
 
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
@@ -39,6 +42,9 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataF
         DataError: If the file is missing, unreadable, empty or of unknown format, the
             glob matches no file, or the shards' schemas disagree.
     """
+    # Tests of streamed jobs (trainables.shards) check the driver never gets here.
+    READS["full"] += 1
+    events.emit("data.full_read", path=str(path))
     p = Path(path)
     # A URI (s3://, gs://, file://...) goes to pandas unchanged: fsspec reads it, and
     # Path() would collapse its "//".
@@ -62,7 +68,7 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataF
         raise DataError(f"data file {p} is empty") from None
     # Readers raise many types (pyarrow, parser, unicode, OS errors); all mean "unreadable".
     except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cannot read data file {p} as {fmt}: {_reason(exc)}") from exc
+        raise DataError(f"cannot read data file {p} as {fmt}: {reason(exc)}") from exc
     if frame.empty:
         raise DataError(f"data file {p} has no rows")
     frame.columns = [str(c) for c in frame.columns]
@@ -89,31 +95,41 @@ def shard_files(path: str) -> list[str]:
     return files
 
 
-def _read_shards(path: str, fmt: str | None) -> pd.DataFrame:
-    if fmt is not None and fmt.lower() != "parquet":
-        raise DataError(f"data path {path} is a folder or glob, read as Parquet shards; format {fmt!r} "
-                        "is for a single file")
-    import pyarrow.dataset as ds  # heavy-ish, and only shards need it
+def check_shard_schemas(files: list[str], path: str, filesystem: Any = None) -> None:
+    """Every shard readable as Parquet with the first one's columns and types (any order).
+
+    Raises:
+        DataError: naming the shard and the first column that differs.
+    """
     import pyarrow.parquet as pq
 
-    files = shard_files(path)
     first = None
     for file in files:
         try:
-            schema = pq.read_schema(file)
+            schema = pq.read_schema(file, filesystem=filesystem)
         except Exception as exc:  # noqa: BLE001 - pyarrow and OS errors both mean "unreadable"
-            raise DataError(f"cannot read shard {file} of {path} as parquet: {_reason(exc)}") from exc
+            raise DataError(f"cannot read shard {file} of {path} as parquet: {reason(exc)}") from exc
         if first is None:
             first = (file, schema)
         elif _columns(schema) != _columns(first[1]):  # column order may differ; pyarrow reads by name
             why = _difference(_name(file, path), schema, _name(first[0], path), first[1])
             raise DataError(f"shards of {path} disagree: {why}")
+
+
+def _read_shards(path: str, fmt: str | None) -> pd.DataFrame:
+    if fmt is not None and fmt.lower() != "parquet":
+        raise DataError(f"data path {path} is a folder or glob, read as Parquet shards; format {fmt!r} "
+                        "is for a single file")
+    import pyarrow.dataset as ds  # heavy-ish, and only shards need it
+
+    files = shard_files(path)
+    check_shard_schemas(files, path)
     base = path if Path(path).is_dir() else None
     try:
         table = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=base).to_table()
         frame = table.to_pandas()
     except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cannot read the Parquet shards of {path}: {_reason(exc)}") from exc
+        raise DataError(f"cannot read the Parquet shards of {path}: {reason(exc)}") from exc
     if frame.empty:
         raise DataError(f"the {len(files)} Parquet shards of {path} have no rows")
     frame = frame.reset_index(drop=True)  # positions 0..n-1 across shards, as for one file
@@ -142,5 +158,6 @@ def _difference(file: str, schema: Any, first_file: str, first: Any) -> str:
     return f"{file} has column {extra!r}, which {first_file} lacks"
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """An exception as a short phrase for a one-line error."""
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"

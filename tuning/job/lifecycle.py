@@ -19,6 +19,7 @@ from ray import tune
 from tuning._ray_compat import grid_trials, run_config
 from tuning.errors import JobError
 from tuning.job.preflight import (
+    STREAMED_TAG,
     check_reachable,
     check_resources,
     check_tracking,
@@ -83,6 +84,8 @@ def run_job(spec: Spec, address: str | None = None, progress: bool = True,
     if not offline:
         experiment_id, parent_run_id = start_parent_run(MlflowClient(uri), spec, data.fingerprint,
                                                         str(experiment_dir))
+        if getattr(data, "streamed", False):  # sharded input planned, never read whole (issue #16)
+            MlflowClient(uri).set_tag(parent_run_id, STREAMED_TAG, "true")
     state = JobState(spec=spec.model_dump(mode="json"), tracking_uri=uri,
                      experiment_id=experiment_id, parent_run_id=parent_run_id, status=RUNNING,
                      data_hash=data.fingerprint,

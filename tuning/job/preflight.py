@@ -19,35 +19,60 @@ from tuning.spec import Spec
 from tuning.tracking.client import check_tracking
 
 __all__ = ["check_reachable", "check_resources", "check_tracking", "connect_ray",
-           "default_concurrency", "load_data", "warn_entities"]
+           "STREAMED_TAG", "default_concurrency", "load_data", "streams", "warn_entities"]
 
 logger = logging.getLogger(__name__)
+
+#: Parent-run tag of a job whose driver never held its table (:func:`streams`).
+STREAMED_TAG = "tuning.data.streamed"
 
 
 def load_data(spec: Spec) -> Dataset:
     """Load and split the job's data on the driver (once).
 
+    A data-parallel job (``resources.workers``) on sharded Parquet (a folder, a glob,
+    an ``s3://`` prefix) is planned instead (:func:`trainables.shards.plan_shards`):
+    streaming passes over the shards, never the whole table in the driver's memory;
+    the workers read their rows with Ray Data.
+
     Raises:
         DataError: one line naming the file and the column.
     """
+    if streams(spec):
+        from trainables.shards import plan_shards
+
+        data = plan_shards(**spec.dataset_kwargs())
+        warn_entities(spec, data.entities)
+        return data
     data = load_dataset(**spec.dataset_kwargs())
     warn_entities(spec)
     return data
 
 
-def warn_entities(spec: Spec) -> dict[str, str]:
+def streams(spec: Spec) -> bool:
+    """True when the job's data is planned over shards rather than read (see :func:`load_data`)."""
+    from trainables.shards import is_sharded
+
+    d = spec.data
+    return bool(spec.resources.workers) and d.source == "file" and d.path is not None \
+        and is_sharded(d.path) and (d.format or "parquet").lower() == "parquet"
+
+
+def warn_entities(spec: Spec, found: dict[str, str] | None = None) -> dict[str, str]:
     """Warn about entity-like columns (customer, card) when no ``data.group_column`` is set.
 
     Rows of one customer on both sides of the split let a model recognise the
     customer instead of the fraud, and the test metrics overstate it. The file is
     read a second time here (the loader keeps no raw frame); synthetic data has no
-    entities. Returns the candidates (column -> why).
+    entities. ``found``: candidates already computed (a streamed job's, on its row
+    sample). Returns the candidates (column -> why).
     """
     d = spec.data
     if d.source != "file" or d.group_column is not None:
         return {}
-    exclude = [d.target, *d.drop, *(c for c in (d.time_column,) if c)]
-    found = entity_candidates(read_table(str(d.path), d.format), exclude=exclude, na_values=d.na_values)
+    if found is None:
+        exclude = [d.target, *d.drop, *(c for c in (d.time_column,) if c)]
+        found = entity_candidates(read_table(str(d.path), d.format), exclude=exclude, na_values=d.na_values)
     for column, why in found.items():
         logger.warning("data.group_column is not set, but column %r of %s looks like an entity (%s): rows of "
                        "one entity may sit in both training and test and overstate the test metrics; set "

@@ -120,6 +120,40 @@ def calibration_scores(spec: Spec, data: Any, best: TrialSummary) -> tuple[np.nd
     return dev.y[scored], oof[scored]
 
 
+def streamed_refit(spec: Spec, data: Any, best: TrialSummary, baseline: TrialSummary | None,
+                   experiment_dir: Path) -> tuple[Any, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The refit of a job on sharded input (:mod:`trainables.shards`), data-parallel as its trials.
+
+    One Ray Train run over ``resources.workers`` fits the best configuration (and the
+    baseline's, and the train-only model ``evaluation.calibrate`` scores the validation
+    rows with); the test split is then read from the shards batch by batch and scored
+    on the driver, which never holds the table. Returns the refit booster, its test
+    scores, the baseline's test scores and the held-out (labels, scores) or None.
+    """
+    from trainables.data_parallel import Workers
+    from trainables.shard_train import refit_streamed
+    from trainables.shards import predict_split
+    from tuning.job.shipping import tune_storage
+
+    settings = train_settings(spec, data)
+    include_val = spec.evaluation.refit == "train_val"
+    items = [(best.config, max(1, best.best_round or 1), include_val)]
+    other = baseline is not None and baseline.trial_id != best.trial_id
+    if other:
+        items.append((baseline.config, max(1, baseline.best_round or 1), include_val))
+    calibrate = spec.evaluation.calibrate != "none"
+    if calibrate:
+        items.append((best.config, max(1, best.best_round or 1), False))
+    storage = f"{tune_storage(spec.storage.path, experiment_dir).rstrip('/')}/{experiment_dir.name}/train"
+    workers = Workers(spec.resources.workers, spec.resources.cpu, spec.resources.gpu, storage)
+    boosters = refit_streamed(data, items, settings, workers, f"{experiment_dir.name}-refit")
+    test_scores = predict_split(data, "test", boosters[: 2 if other else 1])
+    held = None
+    if calibrate:
+        held = data.val.y, predict_split(data, "val", [boosters[-1]])[0]
+    return boosters[0], test_scores[0], test_scores[1] if other else test_scores[0], held
+
+
 def find_baseline(trials: list[TrialSummary], point: dict[str, Any] | None) -> TrialSummary | None:
     """The baseline trial among ``trials`` (the first whose config is the baseline point)."""
     return next((t for t in trials if is_baseline(t.config, point)), None)
@@ -155,15 +189,18 @@ def refit_and_judge(spec: Spec, data: Any, trials: list[TrialSummary], best: Tri
     into the job folder, from where the parent run gets them (also via ``tuning sync``).
     Returns the verdict and the test metrics for the parent run (``test_<name>``).
     """
-    booster, scores = evaluate_best(spec, data, best)
-    booster.save_model(str(experiment_dir / BEST_MODEL_FILE))
-    if spec.evaluation.calibrate != "none":
-        held_y, held_scores = calibration_scores(spec, data, best)
-        calibrator = fit_calibrator(held_y, held_scores, spec.evaluation.calibrate)
-        (experiment_dir / CALIBRATOR_FILE).write_text(json.dumps(calibrator))
     baseline = find_baseline(trials, baseline_point(spec, data))
-    baseline_scores = (scores if baseline is None or baseline.trial_id == best.trial_id
-                       else evaluate_best(spec, data, baseline)[1])
+    if getattr(data, "streamed", False):
+        booster, scores, baseline_scores, held = streamed_refit(spec, data, best, baseline, experiment_dir)
+    else:
+        booster, scores = evaluate_best(spec, data, best)
+        held = calibration_scores(spec, data, best) if spec.evaluation.calibrate != "none" else None
+        baseline_scores = (scores if baseline is None or baseline.trial_id == best.trial_id
+                           else evaluate_best(spec, data, baseline)[1])
+    booster.save_model(str(experiment_dir / BEST_MODEL_FILE))
+    if held is not None:
+        calibrator = fit_calibrator(held[0], held[1], spec.evaluation.calibrate)
+        (experiment_dir / CALIBRATOR_FILE).write_text(json.dumps(calibrator))
     verdict = verdict_of(spec, data, best, scores, baseline, baseline_scores)
     write_verdict(experiment_dir, verdict, data.test.y, scores, data.test.rows)
     test_metrics = dict(verdict["metrics"])

@@ -1,10 +1,13 @@
-"""Data-parallel trials (``resources.workers``): each trial a 2-worker Ray Train run.
+"""Data-parallel trials (``resources.workers``) on sharded Parquet input, read by the workers.
 
-One 2-core local job, 2 trials run one after the other (two 0.9-CPU workers and the
-coordinator's 0.1 fill the machine), each failing once at round 8 (after its round-5
-checkpoint): every trial is retried from that checkpoint and is one child run with its
-metric history, its metrics are those of the whole validation split, and the best
-model loads and scores the test split.
+One 2-core local job: one trial (the baseline point) as a 2-worker Ray Train run (two
+0.9-CPU workers and the coordinator's 0.1 fill the machine) on a folder of Parquet
+shards, failing once at round 8 (after its round-5 checkpoint) and retried from that
+checkpoint. The driver plans the shards (:mod:`trainables.shards`) and never reads the
+table whole before the hand-over to MLflow; the workers read their rows with Ray
+Data, the test rows never among them; the trial is one child run with its metric
+history, its metrics are those of the whole validation split, the refit is a
+data-parallel run too, and the best model loads and scores the test split.
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
 from trainables.cv import Part, score_round
+from trainables.data import make_synthetic
+from trainables.events import read_events
 from trainables.lockstep import load_checkpoint
+from trainables.shards import split_frame
 from tuning.job.lifecycle import run_job
-from tuning.job.preflight import load_data
+from tuning.job.preflight import STREAMED_TAG, load_data
 from tuning.job.tuner import train_settings
 from tuning.spec import parse_spec
 from tuning.tracking.tags import NODE_TAG, PARENT_TAG, TRIAL_TAG
 
 JOB = {
     "name": "dp",
-    "data": {"source": "synthetic", "rows": 3000, "fraud_rate": 0.05, "seed": 4},
     "objective": {"metric": "aucpr"},
     "search_space": {"eta": {"type": "loguniform", "low": 0.1, "high": 0.3},
                      "max_depth": {"type": "randint", "low": 2, "high": 4}},
@@ -35,26 +40,63 @@ JOB = {
     "scheduler": {"type": "fifo"},
     "training": {"num_boost_round": 10, "report_every": 5, "checkpoint_every": 1, "fail_at_round": 8},
     "evaluation": {"cv": 1},
-    "budget": {"num_samples": 2},
+    "budget": {"num_samples": 1},
     "resources": {"workers": 2, "cpu": 0.9},
 }
 
 
 @pytest.fixture(scope="module")
-def dp_job(ray_session, tmp_path_factory):
+def dp_job(ray_session, session_events_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dp-job")
+    frame = make_synthetic(rows=3000, fraud_rate=0.05, seed=4)
+    (tmp / "shards").mkdir()
+    for i in range(3):
+        frame.iloc[i::3].to_parquet(tmp / "shards" / f"part-{i}.parquet")
     uri = f"sqlite:///{tmp}/mlflow.db"
-    spec = parse_spec({**JOB, "tracking": {"tracking_uri": uri}, "storage": {"path": str(tmp / "runs")}})
+    spec = parse_spec({**JOB, "data": {"path": str(tmp / "shards"), "min_positives": 5},
+                       "tracking": {"tracking_uri": uri}, "storage": {"path": str(tmp / "runs")}})
+    for path in session_events_dir.iterdir():
+        path.unlink()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)  # a SQLite store keeps artifacts under ./mlruns
-        return run_job(spec, progress=False), spec, uri
+        result = run_job(spec, progress=False)
+    return result, spec, uri, read_events(session_events_dir)
+
+
+def test_the_driver_plans_the_shards_and_never_reads_the_table_before_the_hand_over(dp_job):
+    result, spec, uri, events = dp_job
+    names = [e["event"] for e in events]
+    assert names.count("data.shard_pass") == 2 and "data.split_scored" in names
+    scored = max(i for i, n in enumerate(names) if n == "data.split_scored")
+    # Only tuning.tracking's data lineage (after the verdict) still reads the table.
+    assert "data.full_read" not in names[:scored], names[:scored]
+    assert MlflowClient(uri).get_run(result.parent_run_id).data.tags[STREAMED_TAG] == "true"
+
+
+def test_workers_see_the_training_and_validation_rows_and_never_a_test_row(dp_job):
+    _, spec, _, events = dp_job
+    data = load_data(spec)
+    seen = [e for e in events if e["event"] == "data.worker_rows"]
+    runs = [seen[i:i + 2] for i in range(0, len(seen), 2)]  # two workers per Train run
+    assert len(runs) == 3, "the trial, its retry and the refit"
+    for pair in runs:
+        assert sum(e["train"] for e in pair) == len(data.train.y)
+        assert sum(e["train_positives"] for e in pair) == int(data.train.y.sum())
+        assert sum(e["val"] for e in pair) == len(data.val.y)
+        assert [e["test"] for e in pair] == [0, 0]
+    # Every worker of the trial (and its retry) scored the whole validation split.
+    assembled = [e for e in events if e["event"] == "data.val_assembled"]
+    assert len(assembled) == 4 and {(e["rows"], e["positives"]) for e in assembled} == {
+        (len(data.val.y), int(data.val.y.sum()))}
+    assert len(data.train.y) + len(data.val.y) + len(data.test.y) == 3000
+    assert [e["workers"] for e in events if e["event"] == "refit.data_parallel"] == [2]
 
 
 def test_every_trial_is_one_child_run_with_its_history_and_worker_nodes(dp_job):
-    result, _, uri = dp_job
+    result, _, uri, _ = dp_job
     client = MlflowClient(uri)
     children = client.search_runs([result.experiment_id], f"tags.`{PARENT_TAG}` = '{result.parent_run_id}'")
-    assert len(children) == 2 == len(result.trials)
+    assert len(children) == 1 == len(result.trials)
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.tags["tuning.restored_from_round"] == "5", "resumed from its checkpoint"
@@ -68,17 +110,18 @@ def test_every_trial_is_one_child_run_with_its_history_and_worker_nodes(dp_job):
 def test_reported_metrics_are_those_of_the_whole_validation_split(dp_job):
     """The last checkpoint's booster, scored in one process on the full split, gives the
     metrics the trial reported at that round."""
-    result, spec, uri = dp_job
+    result, spec, uri, _ = dp_job
     client = MlflowClient(uri)
     data = load_data(spec)
     settings = train_settings(spec, data)
+    val_X, val_y = split_frame(data, "val")
     checkpoints = sorted(Path(result.experiment_dir).glob("*/checkpoint_*/model.ubj"))
     assert checkpoints
     for model_file in checkpoints:
         (booster,), _ = load_checkpoint(model_file.parent, 1)
         rounds = booster.num_boosted_rounds()
-        scores = booster.predict(xgb.DMatrix(data.val.X, enable_categorical=True))
-        expected = score_round([Part(None, None, None, data.val.y, data.val.amount)], [scores], settings)
+        scores = booster.predict(xgb.DMatrix(val_X, enable_categorical=True))
+        expected = score_round([Part(None, None, None, val_y, None)], [scores], settings)
         trial_dir = model_file.parent.parent.name
         child = next(c for c in client.search_runs([result.experiment_id], f"tags.`{PARENT_TAG}` = "
                                                    f"'{result.parent_run_id}'")
@@ -90,13 +133,17 @@ def test_reported_metrics_are_those_of_the_whole_validation_split(dp_job):
 
 
 def test_best_model_loads_and_scores_the_test_split(dp_job):
-    result, spec, uri = dp_job
+    result, spec, uri, _ = dp_job
     assert result.best is not None and 0.0 <= result.test_metrics["aucpr"] <= 1.0
     mlflow.set_tracking_uri(uri)
     model = mlflow.xgboost.load_model(f"runs:/{result.parent_run_id}/booster")
-    data = load_data(spec)
-    scores = model.predict(xgb.DMatrix(data.test.X, enable_categorical=True))
-    assert scores.shape == (len(data.test.y),) and np.all((scores >= 0) & (scores <= 1))
+    test_X, test_y = split_frame(load_data(spec), "test")
+    scores = model.predict(xgb.DMatrix(test_X, enable_categorical=True))
+    assert scores.shape == (len(test_y),) and np.all((scores >= 0) & (scores <= 1))
+    # The verdict scored the same rows with the refit booster the parent run holds.
+    from trainables.metrics import average_precision
+
+    assert average_precision(test_y, scores) == pytest.approx(result.test_metrics["aucpr"], rel=1e-6)
 
 
 def test_workers_must_be_positive_and_data_parallel_trials_need_one_holdout():
@@ -104,7 +151,7 @@ def test_workers_must_be_positive_and_data_parallel_trials_need_one_holdout():
     from tuning.job.tuner import data_parallel_trainable
 
     with pytest.raises(SpecError, match="workers"):
-        parse_spec({**JOB, "resources": {"workers": 0}})
-    spec = parse_spec({**JOB, "evaluation": {"cv": 3}})
+        parse_spec({**JOB, "data": {"source": "synthetic"}, "resources": {"workers": 0}})
+    spec = parse_spec({**JOB, "data": {"source": "synthetic"}, "evaluation": {"cv": 3}})
     with pytest.raises(SpecError, match="evaluation.cv: 1"):
         data_parallel_trainable(spec, None, None)

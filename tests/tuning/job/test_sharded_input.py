@@ -26,3 +26,25 @@ def test_a_shard_folder_spec_loads_and_gets_the_entity_check(tmp_path, caplog):
         data = load_data(spec)
     assert sum(len(s.y) for s in (data.train, data.val, data.test)) == rows
     assert "customer_id" in caplog.text  # the second read (entity check) reads the shards too
+
+
+def test_a_data_parallel_shard_job_is_planned_without_reading_the_table(tmp_path, caplog):
+    from trainables.tables import READS
+    from tuning.job.preflight import streams
+
+    rng = np.random.default_rng(1)
+    rows = 1500
+    frame = pd.DataFrame({"amount": rng.gamma(2.0, 50.0, rows), "customer_id": rng.integers(0, 150, rows),
+                          "Class": (rng.random(rows) < 0.05).astype(int)})
+    (tmp_path / "shards").mkdir()
+    for i in range(3):
+        frame.iloc[i::3].to_parquet(tmp_path / "shards" / f"part-{i}.parquet")
+    spec = parse_spec({"name": "shards", "data": {"path": str(tmp_path / "shards"), "min_positives": 3},
+                       "search_space": {"eta": 0.1}, "resources": {"workers": 2}, "evaluation": {"cv": 1}})
+    assert streams(spec) and not streams(parse_spec({**spec.model_dump(mode="json"), "resources": {"cpu": 1}}))
+    before = READS["full"]
+    with caplog.at_level(logging.WARNING):
+        data = load_data(spec)
+    assert READS["full"] == before and data.streamed
+    assert sum(len(s.y) for s in (data.train, data.val, data.test)) == rows
+    assert "customer_id" in caplog.text  # the entity check ran on the pass's sample

@@ -1,0 +1,501 @@
+"""Sharded Parquet input that the driver never holds whole: passes, a split rule, Ray Data.
+
+For a data-parallel job (``resources.workers``) whose ``data.path`` is a folder or a
+glob of Parquet shards (or an ``s3://`` prefix), :func:`plan_shards` replaces the
+driver's ``read_table`` + split of :func:`trainables.data.load_dataset`:
+
+* **Two streaming passes** over the shards (pyarrow, one record batch of
+  :data:`BATCH_ROWS` at a time, in sorted file order) on the driver. The first
+  collects the schema, the distinct labels, the distinct texts of every text column
+  (so category levels, and their codes, agree across shards whatever levels each
+  shard holds), the ``time_column`` values (one float64 per row, for the time
+  cut-offs) and a deterministic sample: every k-th row, at most :data:`SAMPLE_ROWS`.
+  The second applies the split rule to every row and keeps per split the labels
+  (one byte a row), the test amounts and the test rows' file positions, and the
+  first :data:`HEAD_ROWS` rows; the digest is an order-free sum of every row's hash.
+* **The column kinds, the id / leak checks and the entity warning run on the sample**
+  (a full pass would need every value of every column): a check that needs the
+  whole column (all-distinct ids, counters) sees every k-th row in file order.
+  Category levels come from the full pass, not the sample.
+* **The split is a rule, not a list of rows**: a worker applies it to any batch of
+  rows without the rest of the table. Stratified: a seeded 64-bit hash of the row's
+  content (every file column, label included) gives each row a uniform number u;
+  ``u < test_fraction`` is test, then validation, then train. Each class is split in
+  the job's fractions in expectation (not exactly: positives are counted and checked
+  against ``min_positives`` as before), and equal rows (duplicates) always land in one
+  split. ``group_column``: the hash of the group's value instead, so a group never
+  straddles splits. ``split: time``: the time cut-offs are the quantiles of the first
+  pass's times; rows at or before the first go to train, then validation, then test.
+* **Workers** read the shards with ``ray.data.read_parquet`` and
+  :class:`SplitBatches` keeps one split's rows, converted by the driver's fitted
+  :class:`~trainables.preprocess.Preprocessor` (the deployed model's own), with
+  category codes as integers so no block's Arrow dictionary can re-code them. Test
+  rows are dropped there: they never reach a trial.
+
+The resulting :class:`StreamedDataset` is a :class:`~trainables.data.Dataset` whose
+splits hold every row's labels (and the test split its amounts and positions) but
+only the first :data:`HEAD_ROWS` rows' features: code that needs the features of a
+whole split reads them with :func:`iter_split` / :func:`split_frame`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trainables import events
+from trainables.data import Dataset, Split
+from trainables.leaks import act_on_leaks, entity_candidates, find_leaks
+from trainables.preprocess import DataError, Preprocessor, factorize_text
+from trainables.roles import _label_token, amount_values, check_columns, parse_labels, time_values
+from trainables.tables import check_shard_schemas, reason, shard_files
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BATCH_ROWS", "HEAD_ROWS", "SAMPLE_ROWS", "ShardPlan", "SplitBatches", "StreamedDataset",
+           "iter_split", "is_sharded", "plan_shards", "ray_split", "split_frame"]
+
+#: Rows per record batch of the driver's passes (memory is a few batches).
+BATCH_ROWS = 65_536
+#: Rows of the sample the column kinds, id / leak checks and entity warning use.
+SAMPLE_ROWS = 50_000
+#: Rows of each split whose features the driver keeps (model signature, examples).
+HEAD_ROWS = 100
+SPLIT_NAMES = ("train", "val", "test")
+#: Extra columns of the workers' batches: label, amount.
+Y_COLUMN, AMOUNT_COLUMN, SPLIT_COLUMN = "__tuning_y", "__tuning_amount", "__tuning_split"
+
+
+def is_sharded(path: Any) -> bool:
+    """True for a folder, a glob or a URI prefix of Parquet shards (not one file)."""
+    from pathlib import Path
+
+    from trainables.tables import GLOB_CHARS
+
+    text = str(path)
+    if "://" in text:
+        return not text.lower().endswith((".csv", ".csv.gz", ".parquet", ".pq"))
+    return Path(text).is_dir() or bool(GLOB_CHARS & set(text))
+
+
+# ------------------------------------------------------------------ the rule
+@dataclass(frozen=True)
+class ShardPlan:
+    """What a worker needs to read its split's rows: files, rule, conversions.
+
+    Attributes:
+        files: The shard files (sorted), or URIs.
+        filesystem_root: The folder the files sit in, for Hive partition columns; None for a glob.
+        key_columns: File columns the row hash covers (sorted; partition columns excluded).
+        target: Label column.
+        positive: Label tokens meaning fraud (``trainables.roles`` tokens).
+        split: ``"stratified"``, ``"group"`` or ``"time"``.
+        seed: Hash seed.
+        fractions: Validation and test fractions.
+        time_column: Ordering column (``split="time"``).
+        cuts: Time cut-offs: train up to the first, validation up to the second.
+        group_column: Entity column; its value's hash places the row.
+        amount_column: Amount column, copied to each batch's amount.
+        preprocessor: The job's fitted conversions.
+        na_values: Missing tokens.
+    """
+
+    files: tuple[str, ...]
+    filesystem_root: str | None
+    key_columns: tuple[str, ...]
+    target: str
+    positive: tuple[str, ...]
+    split: str
+    seed: int
+    fractions: tuple[float, float]
+    time_column: str | None
+    cuts: tuple[float, float] | None
+    group_column: str | None
+    amount_column: str | None
+    preprocessor: Preprocessor
+    na_values: tuple[str, ...]
+
+    def labels(self, batch: pd.DataFrame) -> np.ndarray:
+        """0/1 labels of a batch (DataError on a missing or unknown label)."""
+        codes, uniques = pd.factorize(batch[self.target], use_na_sentinel=True)
+        tokens = [_label_token(u) for u in uniques]
+        if (codes < 0).any() or any(t is None for t in tokens):
+            raise DataError(f"target column {self.target!r} has rows with missing, NaN or infinite labels")
+        positive = np.append(np.array([t in self.positive for t in tokens], dtype=bool), False)
+        return positive[codes].astype(np.int8)
+
+    def assign(self, batch: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Split code per row (0 train, 1 validation, 2 test) and each row's content hash."""
+        hashes = row_hashes(batch, self.key_columns, self.seed)
+        val, test = self.fractions
+        if self.split == "time":
+            t = time_values(batch[self.time_column], f"time_column {self.time_column!r}")
+            first, second = self.cuts
+            return np.where(t <= first, 0, np.where(t <= second, 1, 2)).astype(np.int8), hashes
+        key = hashes
+        if self.group_column is not None:
+            key = _group_hashes(batch[self.group_column], hashes, self.seed, self.na_values)
+        u = (key >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        return np.where(u < test, 2, np.where(u < test + val, 1, 0)).astype(np.int8), hashes
+
+
+def row_hashes(batch: pd.DataFrame, columns: Sequence[str], seed: int) -> np.ndarray:
+    """A seeded 64-bit hash of each row's content, the same however the batch was read.
+
+    Numbers are hashed as float64 and everything else as its text, so pyarrow's and
+    Ray Data's pandas conversions (``str`` vs ``object``, date units) agree.
+    """
+    canon = pd.DataFrame({c: _canonical(batch[c]) for c in columns}, index=pd.RangeIndex(len(batch)))
+    return pd.util.hash_pandas_object(canon, index=False, hash_key=_hash_key(seed)).to_numpy(dtype=np.uint64)
+
+
+def _canonical(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) \
+            and not isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.Series(col.to_numpy(dtype=np.float64, na_value=np.nan))
+    text = col.astype(str).to_numpy(dtype=object)
+    text[pd.isna(col).to_numpy()] = "\x00"  # missing: one token, whatever pandas calls it
+    return pd.Series(text)
+
+
+def _group_hashes(col: pd.Series, rows: np.ndarray, seed: int, na_values: Sequence[str]) -> np.ndarray:
+    """The hash of each row's group value; a row without one is a group of its own (its row hash)."""
+    codes, texts = factorize_text(col, na_values)
+    per_text = pd.util.hash_array(texts.astype(object), hash_key=_hash_key(seed + 1)) if len(texts) else \
+        np.zeros(0, dtype=np.uint64)
+    return np.where(codes >= 0, np.append(per_text, np.uint64(0))[codes], rows).astype(np.uint64)
+
+
+def _hash_key(seed: int) -> str:
+    return hashlib.md5(f"tuning-split-{seed}".encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ driver passes
+def _batches(files: Sequence[str], root: str | None, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The shards' rows as pandas batches, in sorted file order (pyarrow, bounded memory)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(list(files), format="parquet", partitioning="hive", partition_base_dir=root,
+                         filesystem=_filesystem(files[0]))
+    # use_threads=False: batches arrive in file order, so positions and the sample are stable.
+    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, use_threads=False):
+        if batch.num_rows:
+            frame = batch.to_pandas()
+            frame.columns = [str(c) for c in frame.columns]
+            yield frame
+
+
+def _filesystem(first: str) -> Any:
+    """The pyarrow filesystem of a URI (None for local paths); a one-line error if none fits."""
+    if "://" not in first:
+        return None
+    import pyarrow.fs as pafs
+
+    try:
+        fs, _ = pafs.FileSystem.from_uri(first)
+    except Exception as exc:  # noqa: BLE001 - unknown scheme, missing credentials, no network
+        raise DataError(f"data path {first}: pyarrow cannot open its filesystem ({reason(exc)})") from None
+    return fs
+
+
+def _files(path: str) -> tuple[list[str], str | None]:
+    """The shard files of ``path`` and the folder for Hive partitions (URIs: every object under it)."""
+    from pathlib import Path
+
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        fs = _filesystem(path)
+        _, base = pafs.FileSystem.from_uri(path)
+        scheme = path.split("://", 1)[0]
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"cannot list data path {path}: {reason(exc)}") from None
+        files = sorted(f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File
+                       and not Path(i.path).name.startswith((".", "_")))
+        if not files:
+            raise DataError(f"data path {path} holds no Parquet files")
+        return files, None
+    return shard_files(path), (path if Path(path).is_dir() else None)
+
+
+@dataclass
+class _FirstPass:
+    rows: int = 0
+    labels: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, set[str]] = field(default_factory=dict)
+    times: list[np.ndarray] = field(default_factory=list)
+    sample: list[pd.DataFrame] = field(default_factory=list)
+
+
+def _first_pass(files: list[str], root: str | None, where: str, target: str, time_column: str | None,
+                na_values: tuple[str, ...], every: int) -> tuple[_FirstPass, list[str]]:
+    seen = _FirstPass()
+    columns: list[str] | None = None
+    try:
+        for batch in _batches(files, root):
+            if columns is None:
+                columns = list(batch.columns)
+                if target not in columns:
+                    raise DataError(f"target column {target!r} not in {where}; columns are {columns[:20]}")
+            for value in pd.unique(batch[target]):
+                seen.labels.setdefault(repr(value), value)
+            for name in columns:
+                col = batch[name]
+                if name != target and not (pd.api.types.is_numeric_dtype(col) or
+                                           pd.api.types.is_datetime64_any_dtype(col)):
+                    seen.texts.setdefault(name, set()).update(factorize_text(col, na_values)[1].tolist())
+            if time_column is not None and time_column in batch:
+                seen.times.append(time_values(batch[time_column], f"time_column {time_column!r} in {where}"))
+            positions = np.arange(seen.rows, seen.rows + len(batch))
+            seen.sample.append(batch[positions % every == 0])
+            seen.rows += len(batch)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow and OS errors both mean "unreadable"
+        raise DataError(f"cannot read the Parquet shards of {where}: {reason(exc)}") from exc
+    if not seen.rows or columns is None:
+        raise DataError(f"the {len(files)} Parquet shards of {where} have no rows")
+    return seen, columns
+
+
+def plan_shards(*, path: str, target: str = "Class", drop: Sequence[str] = (), time_column: str | None = None,
+                amount_column: str | None = None, positive_label: Any = None, split: str = "stratified",
+                val_fraction: float = 0.2, test_fraction: float = 0.2, min_positives: int = 10,
+                group_column: str | None = None, on_leak: str = "drop", na_values: Sequence[str] | None = None,
+                seed: int = 0, **_unused: Any) -> StreamedDataset:
+    """The job's data as passes over the shards: checks, conversions and split rule, no table.
+
+    Takes :func:`trainables.data.load_dataset`'s arguments (the synthetic ones are
+    ignored). Raises the same one-line :class:`DataError` s for bad labels, columns
+    and splits.
+    """
+    from trainables.preprocess import NA_VALUES
+
+    na = tuple(NA_VALUES if na_values is None else na_values)
+    drop = [drop] if isinstance(drop, str) else list(drop)
+    where = str(path)
+    if split == "time" and group_column is not None:
+        raise DataError("split 'time' with a group_column is not supported for sharded data-parallel input yet; "
+                        "use split 'stratified' or one worker per trial")
+    files, root = _files(where)
+    check_shard_schemas(files, where, _filesystem(files[0]))
+    import pyarrow.dataset as ds
+
+    total = ds.dataset(files, format="parquet", filesystem=_filesystem(files[0])).count_rows()
+    every = max(1, math.ceil(total / SAMPLE_ROWS))
+    seen, columns = _first_pass(files, root, where, target, time_column, na, every)
+    events.emit("data.shard_pass", path=where, rows=seen.rows, files=len(files))
+    roles = {"time_column": time_column, "amount_column": amount_column, "group_column": group_column}
+    check_columns(columns, where, target, drop, roles)
+    uniques = pd.Series(list(seen.labels.values()), dtype=object)
+    flags01 = parse_labels(uniques, positive_label, f"target column {target!r} in {where}")
+    positive = tuple(sorted({_label_token(u) for u, f in zip(uniques, flags01) if f}))
+    sample = pd.concat(seen.sample, ignore_index=True)
+    ignore = [target, *drop, *(c for c in (time_column, group_column) if c)]
+    pre = _with_full_levels(Preprocessor.fit(sample, ignore=ignore, na_values=na, where=where), seen.texts)
+    if not pre.columns:
+        raise DataError(f"{where} has no feature columns left after removing target, drop, time and group columns")
+    cuts = None
+    if split == "time":
+        times = np.concatenate(seen.times)
+        cuts = tuple(float(q) for q in np.quantile(times, [1 - val_fraction - test_fraction, 1 - test_fraction]))
+    partitions = set(columns) - set(_file_columns(files[0]))
+    plan = ShardPlan(files=tuple(files), filesystem_root=root,
+                     key_columns=tuple(sorted(c for c in columns if c not in partitions)), target=target,
+                     positive=positive, split="group" if (group_column and split != "time") else split,
+                     seed=seed, fractions=(val_fraction, test_fraction), time_column=time_column, cuts=cuts,
+                     group_column=group_column, amount_column=amount_column, preprocessor=pre, na_values=na)
+    sample_y = plan.labels(sample)
+    sample_split, _ = plan.assign(sample)
+    exempt = [amount_column] if amount_column else []
+    flags = find_leaks(sample, pre.transform(sample), pre, sample_y, np.flatnonzero(sample_split == 0),
+                       exempt_id=exempt)
+    plan = replace(plan, preprocessor=act_on_leaks(flags, pre, on_leak, where))
+    entities = {} if group_column else entity_candidates(sample, exclude=[target, *drop, *(
+        c for c in (time_column,) if c)], na_values=na)
+    return _second_pass(plan, where, min_positives, tuple(flags), entities, every)
+
+
+def _file_columns(file: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return [str(n) for n in pq.read_schema(file, filesystem=_filesystem(file)).names]
+
+
+def _with_full_levels(pre: Preprocessor, texts: dict[str, set[str]]) -> Preprocessor:
+    """``pre`` with every category column's levels taken from the whole pass, not the sample."""
+    columns = tuple(replace(c, levels=tuple(sorted(texts.get(c.name, set(c.levels)))))
+                    if c.kind == "category" else c for c in pre.columns)
+    return replace(pre, columns=columns)
+
+
+def _second_pass(plan: ShardPlan, where: str, min_positives: int, flags: tuple[Any, ...],
+                 entities: dict[str, str], every: int) -> StreamedDataset:
+    ys: dict[int, list[np.ndarray]] = {0: [], 1: [], 2: []}
+    heads: dict[int, list[pd.DataFrame]] = {0: [], 1: [], 2: []}
+    test_amount: list[np.ndarray] = []
+    test_rows: list[np.ndarray] = []
+    digest, offset = 0, 0
+    for batch in _batches(plan.files, plan.filesystem_root):
+        y = plan.labels(batch)
+        codes, hashes = plan.assign(batch)
+        digest = (digest + int(hashes.sum(dtype=np.uint64))) % 2**64
+        for code in (0, 1, 2):
+            mask = codes == code
+            ys[code].append(y[mask])
+            if sum(len(h) for h in heads[code]) < HEAD_ROWS:
+                heads[code].append(batch[mask].head(HEAD_ROWS))
+        test = codes == 2
+        test_rows.append(offset + np.flatnonzero(test))
+        if plan.amount_column is not None:
+            test_amount.append(amount_values(batch[plan.amount_column][test], plan.na_values,
+                                             f"amount_column {plan.amount_column!r} in {where}"))
+        offset += len(batch)
+    splits = {}
+    for code, name in enumerate(SPLIT_NAMES):
+        y = np.concatenate(ys[code])
+        positives = int(y.sum())
+        if positives < min_positives:
+            raise DataError(f"{name} split of {where} has {positives} positives, fewer than "
+                            f"min_positives={min_positives}")
+        if positives == len(y):
+            raise DataError(f"{name} split of {where} has no negatives ({len(y)} rows)")
+        head = pd.concat(heads[code], ignore_index=True).head(HEAD_ROWS)
+        splits[name] = Split(X=plan.preprocessor.transform(head), y=y,
+                             amount=np.concatenate(test_amount) if code == 2 and test_amount else None,
+                             rows=np.concatenate(test_rows).astype(np.int64) if code == 2 else None)
+    h = hashlib.sha1()
+    h.update(repr(plan.preprocessor.to_dict()).encode())
+    h.update(repr((plan.split, plan.seed, plan.fractions, plan.cuts, plan.positive)).encode())
+    h.update(f"{offset}:{digest}".encode())
+    for name in SPLIT_NAMES:
+        h.update(f"{name}:{len(splits[name].y)}:{int(splits[name].y.sum())}".encode())
+    pre = plan.preprocessor
+    events.emit("data.shard_pass", path=where, rows=offset, files=len(plan.files), second=True)
+    return StreamedDataset(**splits, feature_names=pre.feature_names, categorical=pre.categorical,
+                           fingerprint=h.hexdigest()[:12], source=where, preprocessor=pre, flags=flags,
+                           plan=plan, entities=entities, sample_every=every)
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedDataset(Dataset):
+    """A :class:`Dataset` planned over shards: labels of every row, features of a few.
+
+    Attributes:
+        plan: How workers (and the driver's scoring pass) read a split's rows.
+        entities: Entity-like columns found on the sample (``preflight.warn_entities``).
+        sample_every: The sample's stride: every k-th row was checked for ids and leaks.
+    """
+
+    plan: ShardPlan | None = None
+    entities: dict[str, str] = field(default_factory=dict)
+    sample_every: int = 1
+    streamed: bool = True
+
+
+# ------------------------------------------------------------------ reading one split
+class SplitBatches:
+    """``map_batches`` function: a batch of raw rows to one split's converted rows.
+
+    Output: the features (category features as int32 codes into the preprocessor's
+    levels, -1 missing), the label, the amount (NaN without an amount column) and the
+    split code (0 train, 1 validation, 2 test).
+    """
+
+    def __init__(self, plan: ShardPlan, codes: Sequence[int]) -> None:
+        self.plan, self.codes = plan, tuple(codes)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        batch = batch.reset_index(drop=True)
+        split, _ = self.plan.assign(batch)
+        keep = np.isin(split, self.codes)
+        rows = batch[keep].reset_index(drop=True)
+        X = self.plan.preprocessor.transform(rows)
+        for name in self.plan.preprocessor.categorical:
+            X[name] = X[name].cat.codes.astype(np.int32)
+        X[Y_COLUMN] = self.plan.labels(rows) if len(rows) else np.zeros(0, dtype=np.int8)
+        amount = self.plan.amount_column
+        X[AMOUNT_COLUMN] = (amount_values(rows[amount], self.plan.na_values, f"amount_column {amount!r}")
+                            if amount and len(rows) else np.full(len(rows), np.nan))
+        X[SPLIT_COLUMN] = split[keep]
+        return X
+
+
+def decode(frame: pd.DataFrame, pre: Preprocessor) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """:class:`SplitBatches` output back to (X with ``category`` columns, y, amount, split code)."""
+    X = frame[pre.feature_names].reset_index(drop=True)
+    for col in pre.columns:
+        if col.kind == "category":
+            X[col.feature] = pd.Categorical.from_codes(X[col.feature].to_numpy(dtype=np.int64),
+                                                       dtype=pd.CategoricalDtype(list(col.levels)))
+    return (X, frame[Y_COLUMN].to_numpy(dtype=np.int8), frame[AMOUNT_COLUMN].to_numpy(dtype=np.float64),
+            frame[SPLIT_COLUMN].to_numpy(dtype=np.int8))
+
+
+def ray_split(plan: ShardPlan, names: Sequence[str]) -> Any:
+    """A Ray Data dataset of the rows of the splits ``names`` (never ``test`` for a trial);
+    one dataset for several splits, so the shards are read once per Train run.
+
+    Read and converted on whichever nodes run the read tasks; the driver only builds
+    the (lazy) plan. The tasks ask for little CPU: a data-parallel trial's workers
+    hold the CPUs, and the rows must still flow.
+    """
+    import ray.data
+
+    codes = [SPLIT_NAMES.index(n) for n in names]
+    files = list(plan.files)
+    kwargs: dict[str, Any] = {}
+    if plan.filesystem_root is not None:
+        from ray.data.datasource.partitioning import Partitioning
+
+        kwargs["partitioning"] = Partitioning("hive", base_dir=plan.filesystem_root)
+    context = ray.data.DataContext.get_current()
+    before = context.use_datasource_v2
+    # Ray Data 2.60's V2 reader lists files in a 1-CPU task that no argument changes: on
+    # a cluster whose CPUs the trial's workers hold it never runs. The V1 reader's tasks
+    # take ``num_cpus`` (the dataset keeps a copy of the context it was made with).
+    bars = context.enable_progress_bars
+    context.use_datasource_v2, context.enable_progress_bars = False, False  # bars: one per trial, noise
+    try:
+        data = ray.data.read_parquet(files, num_cpus=0.05, file_extensions=None, **kwargs)
+    finally:
+        context.use_datasource_v2, context.enable_progress_bars = before, bars
+    return data.map_batches(SplitBatches(plan, codes), batch_format="pandas", num_cpus=0.05)
+
+
+def iter_split(data: StreamedDataset, name: str) -> Iterator[tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]]:
+    """(X, y, amount) batches of one split, read on the driver batch by batch, in file order."""
+    plan = data.plan
+    convert = SplitBatches(plan, [SPLIT_NAMES.index(name)])
+    for batch in _batches(plan.files, plan.filesystem_root):
+        out = convert(batch)
+        if len(out):
+            yield decode(out, plan.preprocessor)
+
+
+def split_frame(data: StreamedDataset, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """One split's whole (X, y): for tests and small jobs only (it holds the split)."""
+    parts = list(iter_split(data, name))
+    return pd.concat([p[0] for p in parts], ignore_index=True), np.concatenate([p[1] for p in parts])
+
+
+def predict_split(data: StreamedDataset, name: str, boosters: Sequence[Any]) -> list[np.ndarray]:
+    """Each booster's scores of one split's rows (file order), read batch by batch."""
+    import xgboost as xgb
+
+    out: list[list[np.ndarray]] = [[] for _ in boosters]
+    for X, *_ in iter_split(data, name):
+        matrix = xgb.DMatrix(X, enable_categorical=True)
+        for i, booster in enumerate(boosters):
+            out[i].append(booster.predict(matrix))
+    events.emit("data.split_scored", split=name)
+    return [np.concatenate(o) if o else np.zeros(0) for o in out]
