@@ -38,7 +38,12 @@ from tuning.job.tuner import (
     trainable_with_data,
     warn_on_threshold_budget,
 )
-from tuning.job.two_stage import TwoStageTuner, enter_stage, stage_trainable
+from tuning.job.two_stage import (
+    TwoStageTuner,
+    enter_stage,
+    restorable_stage,
+    stage_trainable,
+)
 from tuning.job.warmup import RayStart, start_ray, wait_for_ray
 from tuning.schedule.stoppers import job_stop_reason
 from tuning.spec import DEFAULT_STORAGE, Spec, parse_spec
@@ -144,8 +149,11 @@ def resume_job(name_or_path: str, storage: str | None = None, tracking_uri: str 
     state.write(experiment_dir)
     # With the job (a two-stage job's stage) folder: data-parallel trials keep their Train
     # runs' checkpoints there.
-    trainable = (stage_trainable(spec, data, experiment_dir, state.stage or 1) if two_stage
-                 else trainable_with_data(spec, data, experiment_dir))
+    if two_stage:
+        trainable = stage_trainable(spec, data, experiment_dir,
+                                    restorable_stage(state, experiment_dir) or 1)
+    else:
+        trainable = trainable_with_data(spec, data, experiment_dir)
     tuner = tune.Tuner.restore(state.tune_path, trainable=trainable,
                                resume_unfinished=True, resume_errored=False)
     tracker = _restored_tracker(tuner, uri, spec.tracking.flush_timeout_s)

@@ -77,6 +77,28 @@ def enter_stage(state: JobState, spec: Spec, experiment_dir: Path, stage: int) -
     state.write(experiment_dir)
 
 
+def restorable_stage(state: JobState, experiment_dir: Path) -> int | None:
+    """Make ``state`` name a stage ``Tuner.restore`` can read; return that stage.
+
+    A stage 2 that never saved Tune's experiment state (the driver died as it began)
+    has nothing to restore: its folder is set aside (``stage2-abandoned-<time>``, which no
+    reader lists) and the job goes on from stage 1, finished, so stage 2 is built again.
+    """
+    if state.stage != 2 or is_uri(state.tune_path):
+        return state.stage
+    folder = experiment_dir / stage_folder(2)
+    if any(folder.glob("experiment_state-*.json")):
+        return 2
+    if folder.exists():
+        aside = experiment_dir / f"{stage_folder(2)}-abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder.rename(aside)
+        logger.warning("two-stage: stage 2 saved no Tune state before its driver died; set "
+                       "aside in %s, stage 2 runs again", aside)
+    state.stage, state.tune_path, state.stage_paths = 1, state.stage_paths[0], state.stage_paths[:1]
+    state.write(experiment_dir)
+    return 1
+
+
 class CombinedResults:
     """Both stages' result grids read as one (what ``tuning.job.refit.summarise`` iterates)."""
 

@@ -359,6 +359,8 @@ def test_contract_every_searcher_runs_a_tiny_job(algorithm, ray_session, trackin
         fed = [r.getMessage() for r in caplog.records if "warm start: fed" in r.getMessage()]
         assert fed == [f"warm start: fed {stored} earlier results to the searcher"]
     assert len(result.trials) == expected
+    # The trial that completed before the Ctrl-C is one of the job's, not run again.
+    assert marker.read_text() in {t.trial_id for t in result.trials}
     assert result.count("FAILED") == 0
     assert result.best is not None and 0 <= result.best.best_value <= 1
     configs = set()

@@ -101,6 +101,7 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
 
     from tuning.job import lifecycle, two_stage
     from tuning.job.state import JobState, find_experiment_dir
+    from tuning.job.sync import read_trials, sync_job
 
     logged = []
     log_ranges = two_stage.log_ranges
@@ -138,6 +139,7 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
         stage1 = _tune_files(job / "stage1")
         assert len(stage1) == 4
         result = lifecycle.resume_job(spec.name, storage=spec.storage.path)
+        assert marker.read_text() in {t.trial_id for t in result.trials}  # kept, not re-run
         assert _tune_files(job / "stage1") == stage1  # stage 1 read, not run again
         assert len(_tune_files(job / "stage2")) == 2
         assert not list(job.glob("*/result.json"))  # no trial in the job folder itself
@@ -145,6 +147,11 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
         result = lifecycle.run_job(spec, progress=False)
     assert len(logged) == 1  # the ranges went to the parent run once
     assert len(result.trials) == 6
+    # `tuning sync` reads both stages' Tune folders and finds MLflow complete.
+    assert sorted(t.stage for t in read_trials(Path(result.experiment_dir))) == [1] * 4 + [2] * 2
+    again = sync_job(Path(result.experiment_dir))
+    assert (again.runs_created, again.metric_points, again.statuses_fixed) == (0, 0, 0)
+    assert len(logged) == 1
     client = MlflowClient(tracking_uri)
     parents = client.search_runs([result.experiment_id], "tags.`tuning.role` = 'parent'")
     assert [p.info.run_id for p in parents] == [result.parent_run_id]
@@ -173,3 +180,25 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
     # Stage 2 narrowed around stage 1's best half: at least one range shrank.
     assert any(r["high"] - r["low"] < r["original_high"] - r["original_low"]
                for r in report["ranges"].values())
+
+
+def test_a_stage_2_that_saved_no_tune_state_is_set_aside_and_stage_1_resumed(tmp_path):
+    from tuning.job.state import JobState, tune_dirs
+    from tuning.job.two_stage import restorable_stage
+
+    paths = [str(tmp_path / "stage1"), str(tmp_path / "stage2")]
+    state = JobState(spec={"name": "x"}, tracking_uri="u", experiment_id="1", parent_run_id="p",
+                     status="RUNNING", data_hash="h", tune_path=paths[1], stage=2,
+                     stage_paths=paths)
+    (tmp_path / "stage2" / "t_00000").mkdir(parents=True)
+    (tmp_path / "stage2" / "tuner.pkl").write_text("")  # the Tuner was built; fit never saved
+    assert restorable_stage(state, tmp_path) == 1
+    assert (state.stage, state.tune_path, state.stage_paths) == (1, paths[0], paths[:1])
+    assert JobState.read(tmp_path) == state and tune_dirs(tmp_path) == [tmp_path / "stage1"]
+    assert not (tmp_path / "stage2").exists()
+    assert [d.name.startswith("stage2-abandoned-") for d in tmp_path.iterdir() if d.is_dir()] \
+        == [True]
+    state.stage, state.tune_path, state.stage_paths = 2, paths[1], paths
+    (tmp_path / "stage2").mkdir()
+    (tmp_path / "stage2" / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    assert restorable_stage(state, tmp_path) == 2 and state.tune_path == paths[1]
