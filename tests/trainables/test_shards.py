@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from trainables.data import DataError, make_synthetic
-from trainables.shards import SplitBatches, decode, is_sharded, plan_shards, ray_split, row_hashes
+from trainables.shard_plan import plan_shards
+from trainables.shards import SplitBatches, decode, is_sharded, ray_split, row_hashes
 from trainables.tables import READS
 
 
@@ -76,22 +77,27 @@ def test_a_trials_rows_never_hold_a_test_row(tmp_path):
         assert not set(hashes[codes < 2].tolist()) & test
 
 
-def test_category_codes_agree_across_shards_with_disjoint_levels(tmp_path):
+def test_category_codes_agree_across_shards_with_disjoint_levels(tmp_path, monkeypatch):
+    import trainables.shard_plan
+
+    monkeypatch.setattr(trainables.shard_plan, "SAMPLE_ROWS", 200)  # every 12th row in the sample
     frame = _frame(rows=2400)
     folder = tmp_path / "s"
     folder.mkdir()
     first, second = frame.iloc[:1200].copy(), frame.iloc[1200:].copy()
     first["merchant"] = np.where(np.arange(1200) % 2, "a", "b")
     second["merchant"] = np.where(np.arange(1200) % 2, "c", "d")
+    second.iloc[5, second.columns.get_loc("merchant")] = "e"  # row 1205: outside the sample
     first.to_parquet(folder / "part-0.parquet")
     second.to_parquet(folder / "part-1.parquet")
     data = plan_shards(path=str(folder), min_positives=3)
-    assert dict(zip(data.preprocessor.feature_names, data.preprocessor.columns))["merchant"].levels == (
-        "a", "b", "c", "d")
+    assert data.sample_every == 12
+    levels = ("a", "b", "c", "d", "e")  # from the whole pass, not the sample
+    assert dict(zip(data.preprocessor.feature_names, data.preprocessor.columns))["merchant"].levels == levels
     convert = SplitBatches(data.plan, [0, 1, 2])
     X, *_ = decode(convert(second.reset_index(drop=True)), data.preprocessor)
-    assert list(X["merchant"].cat.categories) == ["a", "b", "c", "d"]
-    assert X["merchant"].cat.codes.isin([2, 3]).all()  # c and d keep their codes in a shard without a and b
+    assert list(X["merchant"].cat.categories) == list(levels)
+    assert X["merchant"].cat.codes.isin([2, 3, 4]).all()  # c, d, e keep their codes in a shard without a, b
     assert (X["merchant"].astype(str).to_numpy() == second["merchant"].to_numpy()).all()
 
 

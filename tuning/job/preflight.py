@@ -31,7 +31,7 @@ def load_data(spec: Spec) -> Dataset:
     """Load and split the job's data on the driver (once).
 
     A data-parallel job (``resources.workers``) on sharded Parquet (a folder, a glob,
-    an ``s3://`` prefix) is planned instead (:func:`trainables.shards.plan_shards`):
+    an ``s3://`` prefix) is planned instead (:func:`trainables.shard_plan.plan_shards`):
     streaming passes over the shards, never the whole table in the driver's memory;
     the workers read their rows with Ray Data.
 
@@ -39,7 +39,7 @@ def load_data(spec: Spec) -> Dataset:
         DataError: one line naming the file and the column.
     """
     if streams(spec):
-        from trainables.shards import plan_shards
+        from trainables.shard_plan import plan_shards
 
         data = plan_shards(**spec.dataset_kwargs())
         warn_entities(spec, data.entities)
