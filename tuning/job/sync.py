@@ -19,8 +19,8 @@ from typing import Any
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
-from tuning.job.preflight import load_data
 from tuning.errors import StateError
+from tuning.job.preflight import load_data
 from tuning.job.state import FINISHED, JobState, tune_dirs
 from tuning.job.two_stage import sync_ranges
 from tuning.job.verdict import VERDICT_DIR
