@@ -4,9 +4,11 @@
 :class:`Dataset` goes to the Ray object store and every trial reads its arrays.
 The conversions live in :mod:`trainables.preprocess` (they travel with the
 deployed model), the leak checks in :mod:`trainables.leaks`, the splits and folds
-in :mod:`trainables.folds`. Only numpy and pandas are imported here: workers
-import this module, and scikit-learn / xgboost take seconds to import in a fresh
-worker process.
+in :mod:`trainables.folds`. A data-parallel job on sharded Parquet never comes here:
+:func:`trainables.shard_plan.plan_shards` plans it in passes over the shards, and the
+workers read their rows themselves (:mod:`trainables.shards`). Only numpy and pandas
+are imported here: workers import this module, and scikit-learn / xgboost take seconds
+to import in a fresh worker process.
 """
 
 from __future__ import annotations
