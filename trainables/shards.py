@@ -298,6 +298,19 @@ def iter_split(data: StreamedDataset, name: str) -> Iterator[tuple[pd.DataFrame,
             yield decode(out, plan.preprocessor)
 
 
+def head_rows(data: StreamedDataset, rows: int) -> pd.DataFrame:
+    """The first ``rows`` raw rows of the shards (file order), as read: what ``Split.rows``
+    positions below ``rows`` refer to. Reads only the batches that hold them."""
+    plan, parts, held = data.plan, [], 0
+    for batch in _batches(plan.files, plan.filesystem_root):
+        parts.append(batch.iloc[: rows - held])
+        held += len(parts[-1])
+        if held >= rows:
+            break
+    events.emit("data.head_read", rows=held)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def split_frame(data: StreamedDataset, name: str) -> tuple[pd.DataFrame, np.ndarray]:
     """One split's whole (X, y): for tests and small jobs only (it holds the split)."""
     parts = list(iter_split(data, name))

@@ -17,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cluster_job import child_runs, run_on_cluster
+from conftest import new_store
 from trainables.data import make_synthetic
 
 BAD = {"eta": 1e-4, "max_depth": 2}
@@ -29,7 +30,7 @@ def test_data_parallel_trials_on_three_nodes_from_parquet_shards(tmp_path):
     shards.mkdir()
     for i in range(4):
         frame.iloc[i::4].to_parquet(shards / f"part-{i}.parquet")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path)
     spec = {
         "name": "dp-cluster",
         "data": {"path": str(shards), "min_positives": 5},

@@ -51,11 +51,7 @@ def load_data(spec: Spec) -> Dataset:
 
 def streams(spec: Spec) -> bool:
     """True when the job's data is planned over shards rather than read (see :func:`load_data`)."""
-    from trainables.shards import is_sharded
-
-    d = spec.data
-    return bool(spec.resources.workers) and d.source == "file" and d.path is not None \
-        and is_sharded(d.path) and (d.format or "parquet").lower() == "parquet"
+    return spec.streams_data()
 
 
 def warn_entities(spec: Spec, found: dict[str, str] | None = None) -> dict[str, str]:

@@ -63,11 +63,21 @@ def test_curve(job: Job) -> tuple[Any, float | None]:
     import xgboost as xgb  # heavy: xgboost
 
     spec = parse_spec(yaml.safe_load(load_spec_text(job)), source=f"run {job.run_id} spec.yaml")
-    data = load_dataset(**spec.dataset_kwargs())
     booster = load_model(job)
+    if spec.streams_data():  # sharded data-parallel job: the test rows read batch by batch
+        from trainables.shard_plan import plan_shards
+        from trainables.shards import predict_split
+
+        data = plan_shards(**spec.dataset_kwargs())
+        return _curve(job, data.test.y, predict_split(data, "test", [booster])[0])
+    data = load_dataset(**spec.dataset_kwargs())
     scores = booster.predict(xgb.DMatrix(data.test.X, enable_categorical=True))
+    return _curve(job, data.test.y, scores)
+
+
+def _curve(job: Job, y: Any, scores: Any) -> tuple[Any, float | None]:
     threshold = job.params.get("best.threshold")
-    return threshold_curve(data.test.y, scores), (
+    return threshold_curve(y, scores), (
         float(threshold) if isinstance(threshold, (int, float)) else None)
 
 

@@ -127,6 +127,16 @@ class Spec(Section):
         """Arguments of ``trainables.data.load_dataset`` for this job's data."""
         return {**self.data.loader_kwargs(), "amount_column": self.objective.amount_column}
 
+    def streams_data(self) -> bool:
+        """True when the job's data is planned over shards rather than read on the driver:
+        a data-parallel job (``resources.workers``) on sharded Parquet (a folder, a glob, an
+        ``s3://`` prefix); see ``tuning.job.preflight.load_data``."""
+        from trainables.shards import is_sharded
+
+        d = self.data
+        return bool(self.resources.workers) and d.source == "file" and d.path is not None \
+            and is_sharded(d.path) and (d.format or "parquet").lower() == "parquet"
+
     def with_overrides(self, **overrides: Any) -> Spec:
         """Return a copy with dotted-path overrides (``budget.num_samples=6``) re-validated."""
         raw = self.model_dump(mode="python", exclude_none=False)

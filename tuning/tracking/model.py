@@ -51,10 +51,24 @@ mlflow.models.set_model(FraudModel())
 _TAG_KEY_BAD = re.compile(r"[^\w\-. /]")
 
 
-def raw_frame(spec: Spec) -> pd.DataFrame:
-    """The job's input rows as read (file order): what ``Split.rows`` positions refer to."""
+#: Raw rows read for a streamed (sharded, data-parallel) job's hand-over: the data set
+#: record and the model's input example never need the whole table on the driver.
+STREAMED_HEAD_ROWS = 10_000
+
+
+def raw_frame(spec: Spec, data: Any = None) -> pd.DataFrame:
+    """The job's input rows as read (file order): what ``Split.rows`` positions refer to.
+
+    For a streamed job (``data.streamed``) only the head of the shards: enough rows for
+    the input example (the first test rows) and the schema, never the whole table.
+    """
     from trainables.data import make_synthetic, read_table
 
+    if getattr(data, "streamed", False):
+        from trainables.shards import head_rows
+
+        example = data.test.rows[:EXAMPLE_ROWS] if data.test.rows is not None else []
+        return head_rows(data, max(STREAMED_HEAD_ROWS, int(max(example, default=0)) + 1))
     d = spec.data
     if d.source == "file":
         return read_table(str(d.path), d.format)
@@ -192,6 +206,8 @@ def log_dataset(spec: Spec, data: Any, raw: pd.DataFrame) -> None:
                                                              ("test", data.test))
             for what, value in (("rows", len(part.y)), ("positives", int(part.y.sum())))}
     tags.update(features=str(len(data.feature_names)), fingerprint=data.fingerprint)
+    if getattr(data, "streamed", False):  # the record describes the shards' first rows only
+        tags.update(profiled_rows=str(len(raw)))
     mlflow.log_input(dataset, context="training", tags=tags)
 
 
@@ -221,7 +237,7 @@ def hand_over(uri: str, run_id: str, spec: Spec, data: Any, booster: Any | None,
     client = MlflowClient(uri)
     for key, value in flag_tags(data.flags).items():
         client.set_tag(run_id, key, value)
-    raw = raw_frame(spec)
+    raw = raw_frame(spec, data)
     uris: dict[str, str] = {}
     with use_tracking_uri(uri):
         with mlflow.start_run(run_id=run_id):

@@ -4,7 +4,7 @@ One 2-core local job: one trial (the baseline point) as a 2-worker Ray Train run
 0.9-CPU workers and the coordinator's 0.1 fill the machine) on a folder of Parquet
 shards, failing once at round 8 (after its round-5 checkpoint) and retried from that
 checkpoint. The driver plans the shards (:mod:`trainables.shards`) and never reads the
-table whole before the hand-over to MLflow; the workers read their rows with Ray
+table whole, the hand-over to MLflow included; the workers read their rows with Ray
 Data, the test rows never among them; the trial is one child run with its metric
 history, its metrics are those of the whole validation split, the refit is a
 data-parallel run too, and the best model loads and scores the test split.
@@ -31,6 +31,8 @@ from tuning.job.tuner import train_settings
 from tuning.spec import parse_spec
 from tuning.tracking.tags import NODE_TAG, PARENT_TAG, TRIAL_TAG
 
+from conftest import new_store
+
 JOB = {
     "name": "dp",
     "objective": {"metric": "aucpr"},
@@ -52,7 +54,7 @@ def dp_job(ray_session, session_events_dir, tmp_path_factory):
     (tmp / "shards").mkdir()
     for i in range(3):
         frame.iloc[i::3].to_parquet(tmp / "shards" / f"part-{i}.parquet")
-    uri = f"sqlite:///{tmp}/mlflow.db"
+    uri = new_store(tmp)
     spec = parse_spec({**JOB, "data": {"path": str(tmp / "shards"), "min_positives": 5},
                        "tracking": {"tracking_uri": uri}, "storage": {"path": str(tmp / "runs")}})
     for path in session_events_dir.iterdir():
@@ -63,13 +65,13 @@ def dp_job(ray_session, session_events_dir, tmp_path_factory):
     return result, spec, uri, read_events(session_events_dir)
 
 
-def test_the_driver_plans_the_shards_and_never_reads_the_table_before_the_hand_over(dp_job):
+def test_the_driver_plans_the_shards_and_never_reads_the_table(dp_job):
     result, spec, uri, events = dp_job
     names = [e["event"] for e in events]
     assert names.count("data.shard_pass") == 2 and "data.split_scored" in names
-    scored = max(i for i, n in enumerate(names) if n == "data.split_scored")
-    # Only tuning.tracking's data lineage (after the verdict) still reads the table.
-    assert "data.full_read" not in names[:scored], names[:scored]
+    # Neither the refit, the verdict nor the hand-over (data record, input example).
+    assert "data.full_read" not in names, names
+    assert "data.head_read" in names, "the hand-over read the shards' head instead"
     assert MlflowClient(uri).get_run(result.parent_run_id).data.tags[STREAMED_TAG] == "true"
 
 
@@ -155,3 +157,14 @@ def test_workers_must_be_positive_and_data_parallel_trials_need_one_holdout():
     spec = parse_spec({**JOB, "data": {"source": "synthetic"}, "evaluation": {"cv": 3}})
     with pytest.raises(SpecError, match="evaluation.cv: 1"):
         data_parallel_trainable(spec, None, None)
+
+
+def test_the_report_scores_the_test_split_from_the_shards(dp_job, tmp_path):
+    from tuning.report.build import build_report
+    from trainables.tables import READS
+
+    result, _, uri, _ = dp_job
+    reads = READS["full"]
+    report = build_report(uri, result.parent_run_id, out_dir=tmp_path / "report", log=False)
+    assert "pr_roc" not in report.skipped, report.skipped  # the test-split curves
+    assert READS["full"] == reads, "the report read the table whole"
