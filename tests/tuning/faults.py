@@ -8,6 +8,8 @@ in MLflow once, and nothing else.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -16,12 +18,27 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
+from ray import tune
 
 from trainables.events import read_events
 from tuning.tracking.tags import PARENT_TAG, TRIAL_TAG
 from tuning.tracking.writer import metrics_of
 
 Point = tuple[str, int, str]  # (trial id, step, metric)
+
+
+class InterruptAfter(tune.Callback):
+    """Sends this process SIGINT (Ctrl-C) when the ``n``-th trial of the job completes
+    (a two-stage job's trials counted over both stages), once per marker file."""
+
+    def __init__(self, n: int, marker: Path) -> None:
+        self.n, self.marker, self.completed = n, str(marker), 0
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.completed += 1
+        if self.completed >= self.n and not os.path.exists(self.marker):
+            Path(self.marker).write_text(trial.trial_id)
+            os.kill(os.getpid(), signal.SIGINT)  # Tune's handler takes it, in this (main) thread
 
 
 def wait_for(condition: Callable[[], Any], what: str, proc: subprocess.Popen | None = None,

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from ray import tune
+from faults import InterruptAfter
 
 from tuning.search.codec import contains, from_unit, parse_value, to_unit
 from tuning.spec import SpecError, parse_spec
@@ -259,17 +257,6 @@ def test_contract_searcher_state_survives_tunes_save_and_restore(algorithm, tmp_
 INTERRUPT_AFTER = 1  # completed trials
 
 
-class InterruptAfter(tune.Callback):
-    """Sends this process SIGINT (Ctrl-C) when the ``n``-th trial completes, once per marker."""
-
-    def __init__(self, n: int, marker: Path) -> None:
-        self.n, self.marker, self.completed = n, str(marker), 0
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.completed += 1
-        if self.completed >= self.n and not os.path.exists(self.marker):
-            Path(self.marker).write_text(trial.trial_id)
-            os.kill(os.getpid(), signal.SIGINT)  # Tune's handler takes it, in this (main) thread
 
 
 def _observed(spec: Any, tune_path: str) -> int | None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ray import tune
+from faults import InterruptAfter
 
 from tuning.spec import SpecError, parse_spec
 from tuning.search.two_stage import narrow_space
@@ -69,18 +67,6 @@ def test_example_validates():
     assert spec.search.algorithm == "two_stage" and spec.search.refine_with == "tpe"
 
 
-class InterruptAt(tune.Callback):
-    """Sends this process SIGINT (Ctrl-C) when the ``n``-th trial of the job completes
-    (counted over both stages), once per marker."""
-
-    def __init__(self, n: int, marker: Path) -> None:
-        self.n, self.marker, self.completed = n, str(marker), 0
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.completed += 1
-        if self.completed >= self.n and not os.path.exists(self.marker):
-            Path(self.marker).write_text(trial.trial_id)
-            os.kill(os.getpid(), signal.SIGINT)  # Tune's handler takes it, in this (main) thread
 
 
 def _tune_files(folder: Path) -> dict[str, str]:
@@ -112,7 +98,7 @@ def test_two_stage_job_leaves_one_parent_and_stage_tagged_children(
 
         def with_interrupt(*args: Any, **kwargs: Any) -> Any:
             tracker, found = callbacks(*args, **kwargs)
-            return tracker, [*found, InterruptAt(5, marker)]  # the first stage-2 completion
+            return tracker, [*found, InterruptAfter(5, marker)]  # the first stage-2 completion
 
         monkeypatch.setattr(lifecycle, "driver_callbacks", with_interrupt)
     spec = parse_spec({
