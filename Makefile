@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 TRACKING_URI ?= sqlite:///mlflow.db
 UI_PORT ?= 5000
 
-.PHONY: install demo quick test test-fast lint-imports ui mlflow-server bench clean
+.PHONY: install demo quick test test-fast lint-imports ui mlflow-server bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ mlflow-server: $(STAMP)  ## a tracking server on http://127.0.0.1:$(UI_PORT) for
 
 bench: $(STAMP)  ## side-by-side comparison with plain Ray Tune and Optuna
 	$(BIN)/python -m benchmarks.compare
+
+bench-scale: $(STAMP)  ## 1M / 5M / 10M rows, single-worker and 2 data-parallel workers (docs/performance.md)
+	$(BIN)/python -m benchmarks.scale
 
 clean:
 	rm -rf tuning_runs mlflow.db mlartifacts .pytest_cache
