@@ -184,3 +184,23 @@ def test_registry_settings_are_checked_in_the_spec():
     with pytest.raises(SpecError, match="'latest' is reserved by MLflow"):
         parse_spec({**base, "tracking": {"register_as": "m", "register_alias": "latest"}})
     assert parse_spec(base).tracking.register_alias == "challenger"
+
+
+def test_a_large_input_is_recorded_from_its_first_rows(job, monkeypatch):
+    """MLflow's data set record walks every value: above DATASET_PROFILE_ROWS it describes
+    the first rows only, and says how many; the split sizes still count every row."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from tuning.tracking import model as handover
+
+    make, uri, _ = job
+    spec, data = make(tracking={"log_model": False})
+    monkeypatch.setattr(handover, "DATASET_PROFILE_ROWS", 25)
+    run_id = _parent(uri)
+    handover.hand_over(uri, run_id, spec, data, None, None, {})
+    (dataset_input,) = MlflowClient(uri).get_run(run_id).inputs.dataset_inputs
+    tags = {t.key: t.value for t in dataset_input.tags}
+    assert json.loads(dataset_input.dataset.profile)["num_rows"] == 25 == int(tags["profiled_rows"])
+    assert sum(int(tags[f"{s}_rows"]) for s in ("train", "val", "test")) > 25
