@@ -124,6 +124,14 @@ def _install_update_timer() -> None:
         xgb.Booster.update = update  # type: ignore[method-assign]
 
 
+def apply_quick(args: argparse.Namespace, parser: argparse.ArgumentParser, quick: dict[str, Any]) -> None:
+    """``--quick``: the smoke-test sizes in ``quick``, except flags given explicitly."""
+    if args.quick:
+        for key, value in quick.items():
+            if getattr(args, key) == parser.get_default(key):
+                setattr(args, key, value)
+
+
 def start_local_ray(cores: int) -> None:
     """A fresh local Ray with ``cores`` CPUs; never attaches to someone else's cluster."""
     import logging

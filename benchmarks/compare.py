@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from benchmarks.common import METHODS, RESULTS_DIR, ROOT, BenchSettings, best_of, run_method, \
+from benchmarks.common import METHODS, RESULTS_DIR, ROOT, BenchSettings, apply_quick, best_of, run_method, \
     time_to_target
 
 TARGET_FRACTION = 0.99
@@ -225,10 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="skip timing the `tuning run` command (the whole-command column)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():  # flags given explicitly win over --quick
-            if getattr(args, key) == parser.get_default(key):
-                setattr(args, key, value)
+    apply_quick(args, parser, QUICK)
     base = BenchSettings(rows=args.rows, fraud_rate=args.fraud_rate, trials=args.trials,
                          rounds=args.rounds, cores=args.cores, max_concurrent=args.cores)
     records: list[dict[str, Any]] = []

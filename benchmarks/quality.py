@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, start_local_ray
+from benchmarks.common import RESULTS_DIR, apply_quick, start_local_ray
 from benchmarks.quality_data import QualityData, quality_sets
 
 METHODS = ("XGBoost defaults", "Optuna TPE", "this project")
@@ -297,10 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run only this project's job (with --cv: what CV buys)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():  # flags given explicitly win over --quick
-            if getattr(args, key) == parser.get_default(key):
-                setattr(args, key, value)
+    apply_quick(args, parser, QUICK)
     import ray
 
     started_ray = not ray.is_initialized()

@@ -63,7 +63,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from benchmarks.common import RESULTS_DIR, ROOT
+from benchmarks.common import RESULTS_DIR, ROOT, apply_quick
 
 MODES: dict[str, dict[str, Any]] = {
     "single": {"resources": {"cpu": 1, "gpu": 0}, "budget": {"max_concurrent": 2}},
@@ -385,12 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="stop a cell when the machine's available memory falls below this")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():  # flags given explicitly win over --quick
-            if getattr(args, key) == parser.get_default(key):
-                setattr(args, key, value)
-        if args.out == parser.get_default("out"):  # a smoke run never overwrites the results
-            args.out = args.scratch / "quick-results"
+    apply_quick(args, parser, QUICK)
+    if args.quick and args.out == parser.get_default("out"):  # a smoke run never overwrites the results
+        args.out = args.scratch / "quick-results"
     args.scratch.mkdir(parents=True, exist_ok=True)
     cells = []
     for rows in (int(r) for r in args.rows):

@@ -11,14 +11,19 @@ from tuning.job.preflight import load_data
 from tuning.spec import parse_spec
 
 
-def test_a_shard_folder_spec_loads_and_gets_the_entity_check(tmp_path, caplog):
-    rng = np.random.default_rng(0)
-    rows = 1200
+def _customer_shards(folder, rows: int, seed: int) -> None:
+    """Three Parquet shards of ``rows`` transactions with an entity-like ``customer_id``."""
+    rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"amount": rng.gamma(2.0, 50.0, rows), "customer_id": rng.integers(0, 150, rows),
                           "Class": (rng.random(rows) < 0.05).astype(int)})
-    (tmp_path / "shards").mkdir()
+    folder.mkdir()
     for i in range(3):
-        frame.iloc[i::3].to_parquet(tmp_path / "shards" / f"part-{i}.parquet")
+        frame.iloc[i::3].to_parquet(folder / f"part-{i}.parquet")
+
+
+def test_a_shard_folder_spec_loads_and_gets_the_entity_check(tmp_path, caplog):
+    rows = 1200
+    _customer_shards(tmp_path / "shards", rows, seed=0)
     spec = parse_spec({"name": "shards", "data": {"path": str(tmp_path / "shards"), "min_positives": 3},
                        "search_space": {"eta": 0.1}})
     assert spec.data.source == "file"
@@ -32,13 +37,8 @@ def test_a_data_parallel_shard_job_is_planned_without_reading_the_table(tmp_path
     from trainables.tables import READS
     from tuning.job.preflight import streams
 
-    rng = np.random.default_rng(1)
     rows = 1500
-    frame = pd.DataFrame({"amount": rng.gamma(2.0, 50.0, rows), "customer_id": rng.integers(0, 150, rows),
-                          "Class": (rng.random(rows) < 0.05).astype(int)})
-    (tmp_path / "shards").mkdir()
-    for i in range(3):
-        frame.iloc[i::3].to_parquet(tmp_path / "shards" / f"part-{i}.parquet")
+    _customer_shards(tmp_path / "shards", rows, seed=1)
     spec = parse_spec({"name": "shards", "data": {"path": str(tmp_path / "shards"), "min_positives": 3},
                        "search_space": {"eta": 0.1}, "resources": {"workers": 2}, "evaluation": {"cv": 1}})
     assert streams(spec) and not streams(parse_spec({**spec.model_dump(mode="json"), "resources": {"cpu": 1}}))
