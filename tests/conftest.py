@@ -27,7 +27,9 @@ def pytest_configure(config):
 
     from trainables.events import EVENTS_ENV
 
-    if EVENTS_ENV not in os.environ:
+    # Each pytest-xdist worker runs its own Ray and its own jobs: its own folder too
+    # (it would otherwise inherit the controller's, and clear another worker's events).
+    if EVENTS_ENV not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ[EVENTS_ENV] = tempfile.mkdtemp(prefix="tuning-test-events-")
         config._tuning_events_dir = os.environ[EVENTS_ENV]
 
@@ -156,6 +158,13 @@ def missing_real_part(what: str, why: str) -> None:
     if in_ci():
         pytest.fail(f"{what} is required under CI=true but unavailable: {why}", pytrace=False)
     pytest.skip(f"{what} unavailable: {why}")
+
+
+def full_reads(events_dir) -> int:
+    """Whole-table reads (``trainables.tables.read_table``) recorded in ``events_dir``."""
+    from trainables.events import read_events
+
+    return sum(e["event"] == "data.full_read" for e in read_events(events_dir))
 
 
 def record_fault(fault: str, **figures) -> None:
