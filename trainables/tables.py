@@ -18,8 +18,6 @@ FORMATS = ("csv", "parquet")
 GLOB_CHARS = frozenset("*?[")
 #: Files and folders a shard folder skips (Spark's ``_SUCCESS``, ``.crc`` files), as pyarrow does.
 IGNORED_PREFIXES = (".", "_")
-#: Whole-table reads in this process (``read_table`` calls): streamed jobs must leave it alone.
-READS = {"full": 0}
 
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
@@ -43,7 +41,6 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataF
             glob matches no file, or the shards' schemas disagree.
     """
     # Tests of streamed jobs (trainables.shards) check the driver never gets here.
-    READS["full"] += 1
     events.emit("data.full_read", path=str(path))
     p = Path(path)
     # A URI (s3://, gs://, file://...) goes to pandas unchanged: fsspec reads it, and

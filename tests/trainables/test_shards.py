@@ -13,7 +13,9 @@ import pytest
 from trainables.data import DataError, make_synthetic
 from trainables.shard_plan import plan_shards
 from trainables.shards import SplitBatches, decode, is_sharded, ray_split, row_hashes
-from trainables.tables import READS
+from trainables.tables import read_table
+
+from conftest import full_reads
 
 
 def _shards(folder, frame, n=3, names=None):
@@ -40,10 +42,11 @@ def _members(data, name):
     return out
 
 
-def test_the_plan_reads_no_table_and_counts_every_row_once(tmp_path):
-    before = READS["full"]
+def test_the_plan_reads_no_table_and_counts_every_row_once(tmp_path, job_events):
     data = plan_shards(path=str(_shards(tmp_path / "s", _frame())), min_positives=5)
-    assert READS["full"] == before, "the driver's passes never call read_table"
+    assert full_reads(job_events) == 0, "the driver's passes never call read_table"
+    read_table(tmp_path / "s" / "part-0.parquet")  # the count does see a whole-table read
+    assert full_reads(job_events) == 1
     assert data.streamed and sum(len(s.y) for s in (data.train, data.val, data.test)) == 3000
     assert len(data.test.rows) == len(data.test.y) and len(data.train.X) <= 100
     shares = [len(s.y) / 3000 for s in (data.train, data.val, data.test)]

@@ -67,6 +67,14 @@ class JobState:
     synced: bool = False  # a finished job whose folder was replayed into MLflow
     version: int = STATE_VERSION
 
+    def set_stage(self, stage: int, tune_path: str | None = None) -> None:
+        """Make ``stage`` the running one, its Tune experiment at ``tune_path`` (default:
+        the one recorded for it); later stages are forgotten. The one place ``stage``,
+        ``stage_paths`` and ``tune_path`` change, so they cannot drift apart."""
+        path = self.stage_paths[stage - 1] if tune_path is None else tune_path
+        self.stage_paths = [*self.stage_paths[:stage - 1], path]
+        self.stage, self.tune_path = stage, path
+
     @property
     def online(self) -> bool:
         """False for an ``--offline`` job that has not been synced yet."""

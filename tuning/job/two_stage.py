@@ -71,9 +71,7 @@ def stage_trainable(spec: Spec, data: Any, experiment_dir: Path, stage: int) -> 
 
 def enter_stage(state: JobState, spec: Spec, experiment_dir: Path, stage: int) -> None:
     """Record in the job state (and write) that ``stage`` is the one running."""
-    path = stage_tune_path(spec, experiment_dir, stage)
-    state.stage, state.tune_path = stage, path
-    state.stage_paths = [*state.stage_paths[:stage - 1], path]
+    state.set_stage(stage, stage_tune_path(spec, experiment_dir, stage))
     state.write(experiment_dir)
 
 
@@ -94,7 +92,7 @@ def restorable_stage(state: JobState, experiment_dir: Path) -> int | None:
         folder.rename(aside)
         logger.warning("two-stage: stage 2 saved no Tune state before its driver died; set "
                        "aside in %s, stage 2 runs again", aside)
-    state.stage, state.tune_path, state.stage_paths = 1, state.stage_paths[0], state.stage_paths[:1]
+    state.set_stage(1)
     state.write(experiment_dir)
     return 1
 

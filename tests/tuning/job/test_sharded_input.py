@@ -10,6 +10,8 @@ import pandas as pd
 from tuning.job.preflight import load_data
 from tuning.spec import parse_spec
 
+from conftest import full_reads
+
 
 def _customer_shards(folder, rows: int, seed: int) -> None:
     """Three Parquet shards of ``rows`` transactions with an entity-like ``customer_id``."""
@@ -33,8 +35,7 @@ def test_a_shard_folder_spec_loads_and_gets_the_entity_check(tmp_path, caplog):
     assert "customer_id" in caplog.text  # the second read (entity check) reads the shards too
 
 
-def test_a_data_parallel_shard_job_is_planned_without_reading_the_table(tmp_path, caplog):
-    from trainables.tables import READS
+def test_a_data_parallel_shard_job_is_planned_without_reading_the_table(tmp_path, caplog, job_events):
     from tuning.job.preflight import streams
 
     rows = 1500
@@ -42,9 +43,8 @@ def test_a_data_parallel_shard_job_is_planned_without_reading_the_table(tmp_path
     spec = parse_spec({"name": "shards", "data": {"path": str(tmp_path / "shards"), "min_positives": 3},
                        "search_space": {"eta": 0.1}, "resources": {"workers": 2}, "evaluation": {"cv": 1}})
     assert streams(spec) and not streams(parse_spec({**spec.model_dump(mode="json"), "resources": {"cpu": 1}}))
-    before = READS["full"]
     with caplog.at_level(logging.WARNING):
         data = load_data(spec)
-    assert READS["full"] == before and data.streamed
+    assert full_reads(job_events) == 0 and data.streamed
     assert sum(len(s.y) for s in (data.train, data.val, data.test)) == rows
     assert "customer_id" in caplog.text  # the entity check ran on the pass's sample

@@ -184,7 +184,7 @@ def test_a_stage_2_that_saved_no_tune_state_is_set_aside_and_stage_1_resumed(tmp
     assert not (tmp_path / "stage2").exists()
     assert [d.name.startswith("stage2-abandoned-") for d in tmp_path.iterdir() if d.is_dir()] \
         == [True]
-    state.stage, state.tune_path, state.stage_paths = 2, paths[1], paths
+    state.set_stage(2, paths[1])
     (tmp_path / "stage2").mkdir()
     (tmp_path / "stage2" / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
     assert restorable_stage(state, tmp_path) == 2 and state.tune_path == paths[1]
