@@ -52,7 +52,18 @@ def data_ref(spec: Spec, fingerprint: str | None) -> Any:
 
 
 def trial_data(spec: Spec, data: Any) -> Any:
-    """The ``data`` argument every trial receives: the dataset, or a ref to load it."""
+    """The ``data`` argument every trial receives: the dataset, or a ref to load it.
+
+    A streamed dataset (sharded input, data-parallel trials) goes as it is, whatever
+    ``data.ship`` says: it holds the labels and the shard plan, not the table, and
+    each worker reads its own rows with Ray Data. A :class:`DataRef` would make every
+    worker read the whole table, which is what streaming is there to avoid.
+    """
+    if getattr(data, "streamed", False):
+        if spec.data.ship == "path":
+            logger.info("data.ship: path does not apply to sharded input read by the workers "
+                        "(Ray Data); the trials get the shard plan")
+        return data
     if ship_mode(spec, data) == "object_store":
         return data
     return data_ref(spec, getattr(data, "fingerprint", None))

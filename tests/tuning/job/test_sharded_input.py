@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tuning.job.preflight import load_data
+from tuning.job.shipping import trial_data
 from tuning.spec import parse_spec
 
 from conftest import full_reads
@@ -46,5 +47,11 @@ def test_a_data_parallel_shard_job_is_planned_without_reading_the_table(tmp_path
     with caplog.at_level(logging.WARNING):
         data = load_data(spec)
     assert full_reads(job_events) == 0 and data.streamed
+    # Whatever data.ship says, the trials get the plan: a DataRef would make every
+    # worker read the whole table.
+    for ship in ("path", "auto", "object_store"):
+        shipped = parse_spec({**spec.model_dump(mode="json"),
+                              "data": {**spec.model_dump(mode="json")["data"], "ship": ship}})
+        assert trial_data(shipped, data) is data, ship
     assert sum(len(s.y) for s in (data.train, data.val, data.test)) == rows
     assert "customer_id" in caplog.text  # the entity check ran on the pass's sample
