@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from trainables.metrics import average_precision, confusion_at, threshold_curve, threshold_table
-from trainables.objectives import ObjectiveSettings, evaluate
+from trainables.metrics import (ThresholdCurve, average_precision, confusion_at, presort,
+                                threshold_curve, threshold_table)
+from trainables.objectives import ObjectiveSettings, evaluate, get_objective
 from tuning.report.plots import pr_roc
 
 VERDICT_DIR = "verdict"
@@ -35,16 +36,23 @@ def bootstrap_intervals(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray |
     """Percentile intervals of every reported metric, from one resample per replicate.
 
     Positives and negatives are resampled separately (each replicate keeps both
-    classes); the threshold stays fixed, as it would be in production.
+    classes); the threshold stays fixed, as it would be in production. The scores
+    are sorted once: a replicate is a count per row, so each costs O(n), not a sort.
     """
+    get_objective(objective)  # an unknown name fails as evaluate() does
     rng = np.random.default_rng(seed)
+    rows = presort(y, scores)
+    if amounts is not None:
+        amounts = np.asarray(amounts, dtype=np.float64)
+        if amounts.shape != rows.order.shape:
+            raise ValueError(f"amounts must have {y.size} entries, got shape {amounts.shape}")
     values: dict[str, list[float]] = {k: [] for k in REPORTED}
     for _ in range(n_boot):
-        idx = _stratified(rng, y)
-        sample = evaluate(y[idx], scores[idx], objective, settings,
-                          amounts=None if amounts is None else amounts[idx], threshold=threshold)
+        counts = np.bincount(_stratified(rng, y), minlength=y.size)
+        sample = _replicate_metrics(rows.weighted_curve(counts), settings, threshold,
+                                    None if amounts is None else counts * amounts)
         for key in REPORTED:
-            values[key].append(sample.get(key, float("nan")))
+            values[key].append(sample[key])
     out = {}
     for key, series in values.items():
         arr = np.asarray(series, dtype=float)
@@ -52,6 +60,23 @@ def bootstrap_intervals(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray |
         out[key] = ([float(v) for v in np.quantile(arr, [alpha / 2, 1 - alpha / 2])]
                     if arr.size else [float("nan"), float("nan")])
     return out
+
+
+def _replicate_metrics(curve: ThresholdCurve, settings: ObjectiveSettings, threshold: float,
+                       weighted_amounts: np.ndarray | None) -> dict[str, float]:
+    """The REPORTED metrics of one replicate, as :func:`evaluate` computes them at ``threshold``."""
+    conf = curve.confusion_at(threshold)
+    return {
+        "aucpr": curve.average_precision(),
+        "roc_auc": curve.roc_auc(),
+        "precision": float(conf.precision),
+        "recall": float(conf.recall),
+        "f1": float(conf.f1),
+        "fpr": float(conf.fpr),
+        "alerts_per_10k": 1e4 * conf.alerts / curve.n,
+        "recall_at_fpr": curve.recall_at_fpr(settings.max_fpr)[0],
+        "cost": curve.cost_at(threshold, settings.fn_cost, settings.fp_cost, weighted_amounts),
+    }
 
 
 def _stratified(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
@@ -67,11 +92,12 @@ def paired_difference(y: np.ndarray, scores: np.ndarray, baseline: np.ndarray, n
     interval is of the difference itself, much narrower than two separate intervals.
     """
     rng = np.random.default_rng(seed)
+    chosen_rows, base_rows = presort(y, scores), presort(y, baseline)
     diffs = []
     for _ in range(n_boot):
-        idx = _stratified(rng, y)
-        diffs.append(average_precision(y[idx], scores[idx])
-                     - average_precision(y[idx], baseline[idx]))
+        counts = np.bincount(_stratified(rng, y), minlength=y.size)
+        diffs.append(chosen_rows.weighted_curve(counts).average_precision()
+                     - base_rows.weighted_curve(counts).average_precision())
     chosen, base = average_precision(y, scores), average_precision(y, baseline)
     low, high = (np.quantile(diffs, [alpha / 2, 1 - alpha / 2]) if diffs
                  else (float("nan"), float("nan")))
