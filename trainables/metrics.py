@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,7 +28,6 @@ from trainables.curve import validate_scores as _validate
 
 __all__ = [
     "Confusion",
-    "PresortedScores",
     "ThresholdCurve",
     "average_precision",
     "best_f1",
@@ -40,7 +38,6 @@ __all__ = [
     "min_cost",
     "pareto_front",
     "precision_at_recall",
-    "presort",
     "recall_at_fpr",
     "roc_auc",
     "threshold_curve",
@@ -181,77 +178,6 @@ def bootstrap_ci(y_true: np.ndarray, scores: np.ndarray,
         return math.nan, math.nan
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
-
-
-@dataclass(eq=False)  # array fields: identity equality
-class PresortedScores:
-    """Labelled scores sorted once, so that any reweighting of the rows gets its curve in O(n).
-
-    A bootstrap replicate is a row count per row (how often it was drawn). With the
-    order fixed, its :class:`ThresholdCurve` is a weighted cumulative sum over the
-    sorted rows, with no argsort per replicate. Build it with :func:`presort`.
-
-    Attributes:
-        order: Row positions in descending score order.
-        labels_sorted: Labels in that order.
-        ends: Sorted position of the last row of each distinct score.
-        thresholds: The distinct scores, strictly decreasing.
-    """
-
-    order: np.ndarray = field(repr=False)
-    labels_sorted: np.ndarray = field(repr=False)
-    ends: np.ndarray = field(repr=False)
-    thresholds: np.ndarray = field(repr=False)
-
-    def weighted_curve(self, counts: np.ndarray) -> ThresholdCurve:
-        """The curve of the rows repeated ``counts`` times, equal to :func:`threshold_curve`
-        of that resample (same thresholds, counts and metrics, ties included).
-
-        Args:
-            counts: Non-negative integer count per row (input order) that sum to the
-                number of rows, as a same-size resample's ``np.bincount`` does.
-
-        Returns:
-            The resample's curve. Scores drawn zero times are not thresholds of it. Its
-            per-row methods (``cumulative``, and ``cost_at`` / ``min_cost`` with
-            amounts) take the original rows' values multiplied by ``counts``.
-
-        Raises:
-            ValueError: When ``counts`` has the wrong length, is negative or does not
-                sum to the number of rows.
-        """
-        counts = np.asarray(counts)
-        if counts.shape != self.order.shape:
-            raise ValueError(f"counts must have {self.order.size} entries, got shape {counts.shape}")
-        if not np.issubdtype(counts.dtype, np.integer) or counts.min() < 0:
-            raise ValueError("counts must be non-negative integers")
-        w = counts.astype(np.int64, copy=False)[self.order]
-        drawn = np.cumsum(w)[self.ends]
-        if drawn[-1] != self.order.size:
-            raise ValueError(f"counts must sum to {self.order.size}, got {int(drawn[-1])}")
-        tps = np.cumsum(w * self.labels_sorted)[self.ends]
-        # A distinct score is a threshold of the resample only when one of its rows was drawn.
-        # (take of flatnonzero: several times faster than a boolean mask with ~63% kept.)
-        kept = np.empty(drawn.size, dtype=bool)
-        kept[0] = drawn[0] > 0
-        np.not_equal(drawn[1:], drawn[:-1], out=kept[1:])
-        kept = np.flatnonzero(kept)
-        tps, drawn = tps.take(kept), drawn.take(kept)
-        n_pos = int(tps[-1])
-        return ThresholdCurve(thresholds=self.thresholds.take(kept), tps=tps, fps=drawn - tps,
-                              n_pos=n_pos, n_neg=self.order.size - n_pos, order=self.order,
-                              labels_sorted=self.labels_sorted, ends=self.ends.take(kept))
-
-
-def presort(y_true: np.ndarray, scores: np.ndarray) -> PresortedScores:
-    """Sort the scores once (descending, as :func:`threshold_curve`) for weighted curves.
-
-    Raises:
-        ValueError: On empty, mismatched, non-binary or NaN input.
-    """
-    curve = threshold_curve(y_true, scores)
-    return PresortedScores(order=curve.order, labels_sorted=curve.labels_sorted,
-                           ends=curve.ends, thresholds=curve.thresholds)
 
 
 def threshold_table(y_true: np.ndarray, scores: np.ndarray,

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trainables.metrics import (ThresholdCurve, average_precision, confusion_at, presort,
-                                threshold_curve, threshold_table)
+from trainables.metrics import average_precision, confusion_at, threshold_curve, threshold_table
 from trainables.objectives import ObjectiveSettings, evaluate, get_objective
+from tuning.job.bootstrap import fold
 from tuning.report.plots import pr_roc
 
 VERDICT_DIR = "verdict"
@@ -37,20 +38,19 @@ def bootstrap_intervals(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray |
 
     Positives and negatives are resampled separately (each replicate keeps both
     classes); the threshold stays fixed, as it would be in production. The scores
-    are sorted once: a replicate is a count per row, so each costs O(n), not a sort.
+    are sorted once (:func:`tuning.job.bootstrap.fold`): a replicate then costs a gather and
+    two ``bincount`` of its draws, not a sort.
     """
     get_objective(objective)  # an unknown name fails as evaluate() does
-    rng = np.random.default_rng(seed)
-    rows = presort(y, scores)
     if amounts is not None:
         amounts = np.asarray(amounts, dtype=np.float64)
-        if amounts.shape != rows.order.shape:
+        if amounts.shape != np.shape(y):
             raise ValueError(f"amounts must have {y.size} entries, got shape {amounts.shape}")
+    rng = np.random.default_rng(seed)
+    rows, n_pos = fold(y, scores, threshold, amounts), int(np.count_nonzero(y == 1))
     values: dict[str, list[float]] = {k: [] for k in REPORTED}
     for _ in range(n_boot):
-        counts = np.bincount(_stratified(rng, y), minlength=y.size)
-        sample = _replicate_metrics(rows.weighted_curve(counts), settings, threshold,
-                                    None if amounts is None else counts * amounts)
+        sample = rows.metrics(_stratified(rng, y), n_pos, settings)
         for key in REPORTED:
             values[key].append(sample[key])
     out = {}
@@ -62,24 +62,8 @@ def bootstrap_intervals(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray |
     return out
 
 
-def _replicate_metrics(curve: ThresholdCurve, settings: ObjectiveSettings, threshold: float,
-                       weighted_amounts: np.ndarray | None) -> dict[str, float]:
-    """The REPORTED metrics of one replicate, as :func:`evaluate` computes them at ``threshold``."""
-    conf = curve.confusion_at(threshold)
-    return {
-        "aucpr": curve.average_precision(),
-        "roc_auc": curve.roc_auc(),
-        "precision": float(conf.precision),
-        "recall": float(conf.recall),
-        "f1": float(conf.f1),
-        "fpr": float(conf.fpr),
-        "alerts_per_10k": 1e4 * conf.alerts / curve.n,
-        "recall_at_fpr": curve.recall_at_fpr(settings.max_fpr)[0],
-        "cost": curve.cost_at(threshold, settings.fn_cost, settings.fp_cost, weighted_amounts),
-    }
-
-
 def _stratified(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """Row indices of one replicate: the positives' draws first, then the negatives'."""
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     return np.concatenate((rng.choice(pos, pos.size), rng.choice(neg, neg.size)))
 
@@ -92,12 +76,14 @@ def paired_difference(y: np.ndarray, scores: np.ndarray, baseline: np.ndarray, n
     interval is of the difference itself, much narrower than two separate intervals.
     """
     rng = np.random.default_rng(seed)
-    chosen_rows, base_rows = presort(y, scores), presort(y, baseline)
+    # At an infinite threshold nothing is flagged: only AUC-PR is read.
+    chosen_rows, base_rows = fold(y, scores, math.inf), fold(y, baseline, math.inf)
+    n_pos = int(np.count_nonzero(y == 1))
     diffs = []
     for _ in range(n_boot):
-        counts = np.bincount(_stratified(rng, y), minlength=y.size)
-        diffs.append(chosen_rows.weighted_curve(counts).average_precision()
-                     - base_rows.weighted_curve(counts).average_precision())
+        idx = _stratified(rng, y)
+        diffs.append(chosen_rows.average_precision(idx, n_pos)
+                     - base_rows.average_precision(idx, n_pos))
     chosen, base = average_precision(y, scores), average_precision(y, baseline)
     low, high = (np.quantile(diffs, [alpha / 2, 1 - alpha / 2]) if diffs
                  else (float("nan"), float("nan")))
