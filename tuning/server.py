@@ -155,6 +155,28 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def store_answers(url: str, timeout: float) -> bool:
+    """True when the server's tracking API answers (its store is open), not only ``/health``."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/api/2.0/mlflow/experiments/search?max_results=1",
+                         timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def server_env() -> dict[str, str]:
+    """The server's environment: this one, with MLflow's job execution off unless set.
+
+    Job execution (GenAI scoring jobs, trace archival) is no part of a tuning job's
+    tracking; it starts a job consumer and periodic tasks beside the web workers,
+    which compete with the trials for the CPU (on a loaded 2-core machine the first
+    API call after ``/health`` then took minutes).
+    """
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+
+
 class TrackingServer:
     """A running ``mlflow server`` process; a context manager that stops it on exit."""
 
@@ -168,7 +190,9 @@ class TrackingServer:
         return self.settings.url
 
     def start(self, timeout: float = 90.0) -> TrackingServer:
-        """Start the server and wait until ``/health`` answers.
+        """Start the server and wait until ``/health`` and then its tracking API answer
+        (the first API call opens the store: a job started on ``/health`` alone could
+        meet a server still busy with that).
 
         Raises:
             ServerError: Bad settings, a busy port, or a server that exits or
@@ -182,7 +206,7 @@ class TrackingServer:
         log = open(self.log_path, "w") if self.log_path else None  # noqa: SIM115
         # A session of its own: `mlflow server` runs uvicorn (and its workers) as
         # children, and stop() must end them all, not only the wrapper.
-        self.process = subprocess.Popen(server_command(self.settings), stdout=log,
+        self.process = subprocess.Popen(server_command(self.settings), stdout=log, env=server_env(),
                                         stderr=subprocess.STDOUT, start_new_session=True)
         if log is not None:
             log.close()
@@ -191,7 +215,7 @@ class TrackingServer:
             if self.process.poll() is not None:
                 raise ServerError(f"mlflow server exited with code {self.process.returncode}: "
                                   f"{self._last_line()}")
-            if healthy(self.url):
+            if healthy(self.url) and store_answers(self.url, max(1.0, deadline - time.monotonic())):
                 logger.info("MLflow server at %s (store %s)", self.url,
                             shown_uri(self.settings.backend_store_uri))
                 return self

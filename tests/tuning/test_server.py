@@ -20,6 +20,7 @@ from tuning.server import (
     free_port,
     port_in_use,
     server_command,
+    server_env,
 )
 
 POSTGRES_ENV = "TUNING_TEST_POSTGRES_URI"
@@ -53,6 +54,13 @@ def test_a_busy_port_is_a_one_line_error(tmp_path):
         with pytest.raises(ServerError, match=f"--port {port}: something already listens"):
             server.start()
     assert server.process is None
+
+
+def test_mlflow_job_execution_is_off_unless_the_user_sets_it(monkeypatch):
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    assert server_env()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    assert server_env()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
 
 
 # ------------------------------------------------------------- real server

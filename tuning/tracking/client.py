@@ -17,7 +17,11 @@ def check_tracking(uri: str) -> None:
     saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
                                             "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
+    # A refused connection or an unknown host fails at once whatever this says; it bounds
+    # only a server that took the connection and is slow to answer. A healthy server's
+    # first API call opens its store, which took over 5 s (the old value) on a loaded
+    # 2-core machine and refused a job against a server that was up.
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - any failure means unreachable
