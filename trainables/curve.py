@@ -88,6 +88,13 @@ class Confusion:
                    fpr=self.fpr, alerts=self.alerts)
         return out
 
+    def rates(self) -> dict[str, float]:
+        """The reported metrics measured at this threshold (``evaluate`` and the verdict's
+        bootstrap both take them from here): f1, precision, recall, fpr, alerts per 10k rows."""
+        n = self.tp + self.fp + self.tn + self.fn
+        return {"f1": float(self.f1), "precision": float(self.precision), "recall": float(self.recall),
+                "fpr": float(self.fpr), "alerts_per_10k": 1e4 * self.alerts / n if n else 0.0}
+
 
 @dataclass(eq=False)  # array fields: identity equality, not ambiguous truth values
 class ThresholdCurve:

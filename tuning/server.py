@@ -145,25 +145,24 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def healthy(url: str, timeout: float = 2.0) -> bool:
-    """True when the server answers ``/health`` (directly: an HTTP proxy is bypassed)."""
+def _answers(url: str, path: str, timeout: float) -> bool:
+    """True when ``GET url+path`` returns 200 (directly: an HTTP proxy is bypassed)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f"{url}/health", timeout=timeout) as response:
+        with opener.open(f"{url}{path}", timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    """True when the server answers ``/health``."""
+    return _answers(url, "/health", timeout)
 
 
 def store_answers(url: str, timeout: float) -> bool:
     """True when the server's tracking API answers (its store is open), not only ``/health``."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"{url}/api/2.0/mlflow/experiments/search?max_results=1",
-                         timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    return _answers(url, "/api/2.0/mlflow/experiments/search?max_results=1", timeout)
 
 
 def server_env() -> dict[str, str]:

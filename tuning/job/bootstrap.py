@@ -56,11 +56,7 @@ class Replicates:
         return {
             "aucpr": _average_precision(tps, fps, n_pos),
             "roc_auc": _roc_auc(tps, fps, n_pos, n_neg),
-            "precision": float(conf.precision),
-            "recall": float(conf.recall),
-            "f1": float(conf.f1),
-            "fpr": float(conf.fpr),
-            "alerts_per_10k": 1e4 * conf.alerts / n,
+            **conf.rates(),
             "recall_at_fpr": _recall_at_fpr(tps, fps, n_pos, n_neg, settings.max_fpr),
             "cost": float((total - caught + settings.fp_cost * fp) / n),
         }

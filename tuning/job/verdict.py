@@ -49,8 +49,9 @@ def bootstrap_intervals(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray |
     rng = np.random.default_rng(seed)
     rows, n_pos = fold(y, scores, threshold, amounts), int(np.count_nonzero(y == 1))
     values: dict[str, list[float]] = {k: [] for k in REPORTED}
+    strata = _Strata(y)
     for _ in range(n_boot):
-        sample = rows.metrics(_stratified(rng, y), n_pos, settings)
+        sample = rows.metrics(strata.draw(rng), n_pos, settings)
         for key in REPORTED:
             values[key].append(sample[key])
     out = {}
@@ -62,10 +63,21 @@ def bootstrap_intervals(y: np.ndarray, scores: np.ndarray, amounts: np.ndarray |
     return out
 
 
+class _Strata:
+    """The positives' and the negatives' row indices, found once for all replicates."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.pos, self.neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Row indices of one replicate: the positives' draws first, then the negatives'."""
+        return np.concatenate((rng.choice(self.pos, self.pos.size),
+                               rng.choice(self.neg, self.neg.size)))
+
+
 def _stratified(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
-    """Row indices of one replicate: the positives' draws first, then the negatives'."""
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    return np.concatenate((rng.choice(pos, pos.size), rng.choice(neg, neg.size)))
+    """One replicate's row indices (:meth:`_Strata.draw`)."""
+    return _Strata(y).draw(rng)
 
 
 def paired_difference(y: np.ndarray, scores: np.ndarray, baseline: np.ndarray, n_boot: int,
@@ -79,9 +91,9 @@ def paired_difference(y: np.ndarray, scores: np.ndarray, baseline: np.ndarray, n
     # At an infinite threshold nothing is flagged: only AUC-PR is read.
     chosen_rows, base_rows = fold(y, scores, math.inf), fold(y, baseline, math.inf)
     n_pos = int(np.count_nonzero(y == 1))
-    diffs = []
+    diffs, strata = [], _Strata(y)
     for _ in range(n_boot):
-        idx = _stratified(rng, y)
+        idx = strata.draw(rng)
         diffs.append(chosen_rows.average_precision(idx, n_pos)
                      - base_rows.average_precision(idx, n_pos))
     chosen, base = average_precision(y, scores), average_precision(y, baseline)
