@@ -156,16 +156,17 @@ def write_verdict(folder: Path, verdict: dict[str, Any], y: np.ndarray,
     """Write test_report.json, threshold_table.csv, test_scores.csv and pr_roc.png into
     ``folder/verdict``.
 
-    ``test_scores.csv`` holds each test row's position in the input (``rows``) and the
-    refit model's score, so a deployed model can be checked against the verdict.
+    ``test_scores.csv`` holds each test row's position in the input (``rows``), its
+    label and the refit model's score, so a deployed model can be checked against the
+    verdict, and the job report draws its test curves without reading the data again.
     """
     out = folder / VERDICT_DIR
     out.mkdir(parents=True, exist_ok=True)
     (out / "test_report.json").write_text(json.dumps(verdict, indent=2))
     positions = np.arange(len(scores)) if rows is None else np.asarray(rows)
     with open(out / "test_scores.csv", "w", newline="") as handle:
-        handle.write("row,score\n")
-        handle.writelines(f"{int(r)},{float(v)!r}\n" for r, v in zip(positions, scores))
+        handle.write("row,label,score\n")
+        handle.writelines(f"{int(r)},{int(t)},{float(v)!r}\n" for r, t, v in zip(positions, y, scores))
     with open(out / "threshold_table.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(verdict["threshold_table"][0]))
         writer.writeheader()

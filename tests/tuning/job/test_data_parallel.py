@@ -159,10 +159,20 @@ def test_workers_must_be_positive_and_data_parallel_trials_need_one_holdout():
         data_parallel_trainable(spec, None, None)
 
 
-def test_the_report_scores_the_test_split_from_the_shards(dp_job, tmp_path, job_events):
+def test_the_report_draws_the_test_curves_without_reading_the_shards(dp_job, tmp_path, job_events):
+    from trainables.events import read_events
     from tuning.report.build import build_report
+    from tuning.report.data import rescored_test_curve
+    from tuning.tracking.store import load_job
 
     result, _, uri, _ = dp_job
     report = build_report(uri, result.parent_run_id, out_dir=tmp_path / "report", log=False)
     assert "pr_roc" not in report.skipped, report.skipped  # the test-split curves
     assert full_reads(job_events) == 0, "the report read the table whole"
+    scored = lambda: [e for e in read_events(job_events) if e["event"] == "data.split_scored"]  # noqa: E731
+    assert scored() == [], "the report scored the test split again instead of the verdict's scores"
+    # Control: rescoring (a job logged before the verdict kept the labels) reads the shards'
+    # test rows batch by batch, never the table whole, and the event shows it.
+    curve, _ = rescored_test_curve(load_job(uri, result.parent_run_id))
+    assert [e["split"] for e in scored()] == ["test"] and full_reads(job_events) == 0
+    assert curve.average_precision() == pytest.approx(result.test_metrics["aucpr"], rel=1e-6)

@@ -73,15 +73,39 @@ def test_report_is_logged_on_the_parent_run(report, finished, tmp_path):
 
 @pytest.mark.slow
 def test_test_curve_reproduces_the_jobs_test_metrics(report, finished):
-    """The report reloads data and model from the store: its test AP must be the job's."""
-    from tuning.report.data import test_curve
+    """Rescored from the store (data and logged model read again), the test AP is the job's."""
+    from tuning.report.data import rescored_test_curve
     from tuning.tracking.store import load_job
 
     job = load_job(finished.tracking_uri, finished.parent_run_id)
-    curve, threshold = test_curve(job)
+    curve, threshold = rescored_test_curve(job)
     assert curve.average_precision() == pytest.approx(finished.test_metrics["aucpr"], abs=1e-6)
     assert threshold == pytest.approx(finished.best.threshold)
     assert curve.confusion_at(threshold).recall == pytest.approx(finished.test_metrics["recall"])
+
+
+@pytest.mark.slow
+def test_the_report_draws_the_test_curve_from_the_verdicts_logged_scores(finished, monkeypatch):
+    """No second read of the data nor scoring: the verdict's labels and scores, which are
+    the rescored curve's exactly."""
+    import numpy as np
+
+    from tuning.report import data as report_data
+    from tuning.tracking.store import load_job
+
+    job = load_job(finished.tracking_uri, finished.parent_run_id)
+    rescored, _ = report_data.rescored_test_curve(job)
+    labels, scores = report_data.logged_test_scores(job)
+    assert labels.size == rescored.n and set(np.unique(labels)) == {0, 1}
+
+    def no_rescoring(job):
+        raise AssertionError("the report scored the test split again")
+
+    monkeypatch.setattr(report_data, "rescored_test_curve", no_rescoring)
+    curve, threshold = report_data.test_curve(job)
+    assert threshold == pytest.approx(finished.best.threshold)
+    assert curve.average_precision() == pytest.approx(rescored.average_precision(), abs=1e-12)
+    assert curve.confusion_at(threshold) == rescored.confusion_at(threshold)
 
 
 @pytest.mark.slow
