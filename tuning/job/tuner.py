@@ -22,7 +22,7 @@ from trainables.xgboost_fraud import TrainSettings
 from tuning.job.preflight import default_concurrency
 from tuning.job.progress import ProgressCallback
 from tuning.job.shipping import state_root, trial_data, tune_storage
-from tuning.schedule.registry import build_scheduler
+from tuning.schedule.registry import build_scheduler, concurrency_warning
 from tuning.schedule.state import SchedulerStateCallback
 from tuning.schedule.stoppers import build_stopper
 from tuning.search.baseline import baseline_point
@@ -170,6 +170,10 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
     if observations is None and spec.search.warm_start is not None:
         observations = load_observations(spec)
     scheduler = build_scheduler(spec)
+    at_once = concurrency(spec)
+    warning = concurrency_warning(spec, at_once)
+    if warning:
+        logger.warning("%s", warning)
     stopper = stopper or build_stopper(spec)
     tune_config = tune.TuneConfig(
         metric=spec.objective.tune_key,
@@ -177,7 +181,7 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
         search_alg=capped(build_searcher(spec, observations, baseline), spec),
         scheduler=scheduler,
         num_samples=num_samples,
-        max_concurrent_trials=concurrency(spec),
+        max_concurrent_trials=at_once,
         time_budget_s=spec.budget.time_budget_s,
         # A function trainable reused across trials keeps its worker process, so
         # imports and the per-process DMatrix cache are paid once per worker. A

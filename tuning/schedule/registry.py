@@ -78,3 +78,19 @@ REMOVED: dict[str, str] = {
 def build_scheduler(spec: Spec) -> Any:
     """Build the trial scheduler named by ``spec.scheduler.type``."""
     return SCHEDULERS[spec.scheduler.type].build(spec)
+
+
+def concurrency_warning(spec: Spec, at_once: int) -> str | None:
+    """A warning when the scheduler cannot stop anything with ``at_once`` trials side by side.
+
+    Ray's synchronous Hyperband halves a bracket among the trials live in it when the
+    bracket's milestone is reached; with one trial at a time that is the one trial, and
+    none is ever stopped (seen with ray 2.60: 6 trials one at a time, single-worker or
+    data-parallel, all ran every round; two at a time stopped one). ASHA and the median
+    rule compare a trial with every earlier trial's report at the same point instead.
+    """
+    if spec.scheduler.type == "hyperband" and at_once <= 1:
+        return ("scheduler.type hyperband with one trial at a time (resources or "
+                "budget.max_concurrent) stops no trial: synchronous Hyperband compares only trials "
+                "that run together; use asha, which compares each trial with all earlier ones")
+    return None

@@ -64,3 +64,43 @@ def test_contract_every_scheduler_runs_a_tiny_job(scheduler, ray_session, tracki
     parent = MlflowClient(tracking_uri).get_run(result.parent_run_id)
     assert parent.data.tags["tuning.scheduler"] == scheduler
     assert parent.data.tags["tuning.stop_reason"] == "all trials done"
+
+
+def test_hyperband_one_trial_at_a_time_is_warned_about():
+    from tuning.schedule.registry import concurrency_warning
+
+    hyperband = parse_spec(spec_dict({"type": "hyperband"}, "random"))
+    assert "stops no trial" in concurrency_warning(hyperband, 1)
+    assert concurrency_warning(hyperband, 2) is None
+    for other in ("asha", "median", "fifo"):
+        assert concurrency_warning(parse_spec(spec_dict({"type": other}, "random")), 1) is None
+
+
+@pytest.mark.slow
+def test_hyperband_one_trial_at_a_time_stops_nothing_where_asha_does(ray_session, tracking_uri,
+                                                                      tmp_path, caplog):
+    """What the warning says, on a real job: the same 6 trials, one at a time, run every
+    round under Hyperband (and the job warns), while ASHA stops some of them."""
+    import logging
+
+    from tuning.job.lifecycle import run_job
+
+    def run(scheduler):
+        spec = parse_spec(spec_dict(
+            {"type": scheduler, "grace_period": 1, "reduction_factor": 2}, "random",
+            name=f"lone-{scheduler}", data={"rows": 3000, "fraud_rate": 0.05, "seed": 4},
+            training={"num_boost_round": 20, "report_every": 5},
+            budget={"num_samples": 6, "max_concurrent": 1},
+            tracking={"tracking_uri": tracking_uri, "log_model": False},
+            storage={"path": str(tmp_path / scheduler)}))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tuning.job.tuner"):
+            result = run_job(spec, progress=False)
+        return result, "stops no trial" in caplog.text
+
+    hyperband, warned = run("hyperband")
+    assert warned
+    assert len(hyperband.trials) == 6 and all(t.rounds == 20 for t in hyperband.trials)
+    asha, warned = run("asha")
+    assert not warned
+    assert len(asha.trials) == 6 and any(t.rounds < 20 for t in asha.trials)
