@@ -56,8 +56,9 @@ def _curves(job: Job) -> Section:
     table = [] if conf is None else [{"threshold": threshold, **conf.as_dict()}]
     return Section("pr_roc", "Best model on the test split",
                    plots.pr_roc(curve, threshold, "Best model (refit) on the test split"),
-                   table=table, note=f"Model {model_uri(job)}; the threshold was chosen on "
-                                     "the validation split.")
+                   table=table, note=f"The refit model's scores of the test rows (the model is "
+                                     f"{model_uri(job)} when the job logs it); the threshold was "
+                                     "chosen on the validation split.")
 
 
 def _pareto(job: Job) -> Section:
