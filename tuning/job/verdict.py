@@ -75,11 +75,6 @@ class _Strata:
                                rng.choice(self.neg, self.neg.size)))
 
 
-def _stratified(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
-    """One replicate's row indices (:meth:`_Strata.draw`)."""
-    return _Strata(y).draw(rng)
-
-
 def paired_difference(y: np.ndarray, scores: np.ndarray, baseline: np.ndarray, n_boot: int,
                       seed: int, alpha: float = 0.05) -> dict[str, Any]:
     """Test AUC-PR of the chosen model minus the baseline's, with a paired bootstrap interval.

@@ -11,7 +11,7 @@ import pytest
 from trainables.metrics import average_precision
 from trainables.objectives import OBJECTIVES, ObjectiveSettings, evaluate
 from tuning.job.bootstrap import fold
-from tuning.job.verdict import REPORTED, _stratified, bootstrap_intervals, paired_difference
+from tuning.job.verdict import REPORTED, _Strata, bootstrap_intervals, paired_difference
 
 SETTINGS = (ObjectiveSettings(), ObjectiveSettings(max_fpr=0.05, fn_cost=30.0, fp_cost=2.5),
             ObjectiveSettings(max_fpr=0.2, fn_cost=0.0, fp_cost=0.0, threshold=0.3))
@@ -33,7 +33,7 @@ def _old_bootstrap_intervals(y, scores, amounts, objective, settings, threshold,
     rng = np.random.default_rng(seed)
     values: dict[str, list[float]] = {k: [] for k in REPORTED}
     for _ in range(n_boot):
-        idx = _stratified(rng, y)
+        idx = _Strata(y).draw(rng)
         sample = evaluate(y[idx], scores[idx], objective, settings,
                           amounts=None if amounts is None else amounts[idx], threshold=threshold)
         for key in REPORTED:
@@ -51,7 +51,7 @@ def _old_paired_difference(y, scores, baseline, n_boot, seed, alpha=0.05) -> dic
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(n_boot):
-        idx = _stratified(rng, y)
+        idx = _Strata(y).draw(rng)
         diffs.append(average_precision(y[idx], scores[idx])
                      - average_precision(y[idx], baseline[idx]))
     chosen, base = average_precision(y, scores), average_precision(y, baseline)
@@ -79,7 +79,7 @@ def test_replicate_metrics_equal_evaluate_on_the_resample(seed, objective, with_
     thresholds = (float(scores[5]), 0.455, 0.5, 0.0, float(np.nextafter(scores.max(), 2.0)))
     for settings in SETTINGS:
         for threshold in thresholds:
-            idx = _stratified(rng, y)
+            idx = _Strata(y).draw(rng)
             rows = fold(y, scores, threshold, amounts if with_amounts else None)
             got = rows.metrics(idx, int(y.sum()), settings)
             want = evaluate(y[idx], scores[idx], objective, settings,
