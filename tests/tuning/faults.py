@@ -71,12 +71,22 @@ def held(events_dir: Path, name: str = "trial.round") -> set[str]:
     return {key for key, on in state.items() if on}
 
 
-def tune_points(tune_dir: Path) -> set[Point]:
-    """Every (trial, step, metric) in Tune's result files under ``tune_dir``."""
+def tune_points(tune_dir: Path, partial_ok: bool = False) -> set[Point]:
+    """Every (trial, step, metric) in Tune's result files under ``tune_dir``.
+
+    ``partial_ok``: pass over a line that is not whole JSON (Tune copies its files to
+    storage in the background, not atomically: a poll can catch a line half-copied, and
+    a driver killed mid-copy leaves one); otherwise such a line is an error.
+    """
     points = set()
     for result_file in tune_dir.glob("*/result.json"):
         for line in result_file.read_text().splitlines():
-            result = json.loads(line)
+            try:
+                result = json.loads(line)
+            except ValueError:
+                if partial_ok:
+                    continue
+                raise
             step = int(result.get("rounds", result["training_iteration"]))
             points.update((result["trial_id"], step, key) for key in metrics_of(result))
     return points
@@ -100,9 +110,14 @@ def mlflow_points(client: MlflowClient, runs: list[Any]) -> Counter[Point]:
     return points
 
 
-def compare(expected: set[Point], logged: Counter[Point]) -> dict[str, int]:
-    """Missing, duplicated and unexpected points of MLflow against Tune."""
+def compare(expected: set[Point], logged: Counter[Point]) -> dict[str, Any]:
+    """Missing, duplicated and unexpected points of MLflow against Tune (counts), and
+    a few of each (``examples``, for a failing assertion's message)."""
+    odd = {"missing": sorted(expected - set(logged))[:3],
+           "duplicated": sorted(p for p, n in logged.items() if n > 1)[:3],
+           "unexpected": sorted(set(logged) - expected)[:3]}
     return {"expected": len(expected), "logged": sum(logged.values()),
             "missing": len(expected - set(logged)),
             "duplicated": sum(n - 1 for n in logged.values() if n > 1),
-            "unexpected": len(set(logged) - expected)}
+            "unexpected": len(set(logged) - expected),
+            "examples": {k: v for k, v in odd.items() if v}}

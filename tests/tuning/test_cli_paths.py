@@ -79,7 +79,7 @@ def _assert_complete(uri: str, job: Path, trials: int) -> None:
     runs = child_runs(client, state["experiment_id"], state["parent_run_id"])
     assert len(runs) == trials
     counts = compare(tune_points(job), mlflow_points(client, runs))
-    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, counts
+    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, str(counts)
 
 
 @pytest.mark.slow
@@ -151,7 +151,7 @@ def test_time_budget_ends_the_job_and_says_so(tmp_path, ray_session, job_events,
     started = {p.name for p in job.glob("*/") if (p / "params.json").exists()}
     assert len(trials) == len(started), (len(trials), sorted(started))
     counts = compare(tune_points(job), mlflow_points(client, trials))
-    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, counts
+    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, str(counts)
 
 
 def test_list_shows_every_registry_name(tmp_path):

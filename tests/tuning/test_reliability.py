@@ -162,7 +162,16 @@ def _statuses(client, runs) -> dict[str, tuple]:
 
 
 def _middle_of_job(tmp_path: Path, client_box: list, events_dir: Path, uri: str):
-    """Once two trials are held: the MLflow and Tune state of the job, when complete."""
+    """Once two trials are held: the MLflow and Tune state of the job, when complete.
+
+    Tune's files are read from storage, where Tune copies them from the driver in one
+    background sync, in no fixed order and not atomically: a poll can find a file
+    half-copied (read again on the next poll) or the trials' result files behind the
+    snapshot; and a kill in the middle of a copy can truncate one for good. So Tune's
+    record of the trials' results (the ground truth) is taken here, once it holds every
+    step MLflow has: nothing reports between this poll and the kill (the running
+    trials are held, and no other may start).
+    """
     if len(held(events_dir)) < 2:
         return None
     job = next((tmp_path / "tuning_runs").glob("killme-*"))
@@ -173,14 +182,20 @@ def _middle_of_job(tmp_path: Path, client_box: list, events_dir: Path, uri: str)
     snap = _statuses(client, child_runs(client, state["experiment_id"], state["parent_run_id"]))
     done = [t for t, s in snap.items() if s[0] in ("FINISHED", "KILLED")]
     running = [t for t, s in snap.items() if s[0] == "RUNNING" and s[2] == [10, 20]]
-    saved = _tune_saved(job)
+    try:
+        saved, rungs_saved = _tune_saved(job), _saved_rungs(job)
+    except (ValueError, EOFError, StopIteration, pickle.UnpicklingError):  # not yet, or mid-copy
+        return None
+    points = tune_points(job, partial_ok=True)
+    in_tune = {(t, step) for t, step, _key in points}
     if (len(done) == 2 and sorted(running) == sorted(held(events_dir))
             and all(saved.get(t, ("",))[0] == "TERMINATED" for t in done)
             # The round-20 checkpoint must be in the snapshot, not only on disk: a
             # resume restores the checkpoint Tune registered (under load the snapshot
             # can lag the trial by a report).
-            and all(saved.get(t) == ("RUNNING", 20) for t in running)):
-        return job, state, snap, saved
+            and all(saved.get(t) == ("RUNNING", 20) for t in running)
+            and all((t, step) in in_tune for t, (_s, _e, steps) in snap.items() for step in steps)):
+        return job, state, snap, rungs_saved, points
     return None
 
 
@@ -210,10 +225,9 @@ def test_killed_driver_resumes_without_duplicates(tmp_path, cluster):
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         client_box: list = []
         try:
-            job, state, before, saved = wait_for(
+            job, state, before, rungs_before, tune_before_kill = wait_for(
                 lambda: _middle_of_job(tmp_path, client_box, events_dir, uri),
                 "two trials done and two held at round 25, all saved by Tune", driver)
-            rungs_before = _saved_rungs(job)
         finally:
             # A crash: the driver (and, when it started one, its own Ray) dies at once.
             # An external cluster survives: only the driver's process is killed.
@@ -251,8 +265,10 @@ def test_killed_driver_resumes_without_duplicates(tmp_path, cluster):
     assert set(per_trial.values()) == {1}, f"one child run per trial: {per_trial}"
     assert not [r for r in child_runs(client, experiment_id, parent_id, deleted=True)
                 if r.info.lifecycle_stage == "deleted"], "no orphan: Tune knew every trial"
-    counts = compare(tune_points(job), mlflow_points(client, runs))
-    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, counts
+    # Ground truth: what Tune recorded before the kill (see _middle_of_job) and after it.
+    counts = compare(tune_before_kill | tune_points(job, partial_ok=True),
+                     mlflow_points(client, runs))
+    assert counts["missing"] == counts["duplicated"] == counts["unexpected"] == 0, str(counts)
 
     after = _statuses(client, runs)
     done = [t for t, s in before.items() if s[0] in ("FINISHED", "KILLED")]
