@@ -21,8 +21,8 @@ from trainables.data import Split
 from trainables.leaks import act_on_leaks, entity_candidates, find_leaks
 from trainables.preprocess import DataError, Preprocessor, factorize_text
 from trainables.roles import _label_token, amount_values, check_columns, parse_labels, time_values
-from trainables.shards import HEAD_ROWS, SPLIT_NAMES, ShardPlan, StreamedDataset, _batches, _filesystem
-from trainables.tables import check_shard_schemas, reason, shard_files
+from trainables.shards import HEAD_ROWS, SPLIT_NAMES, ShardPlan, StreamedDataset, _batches
+from trainables.tables import check_shard_schemas, fs_paths, is_uri, reason, shard_files
 
 __all__ = ["SAMPLE_ROWS", "plan_shards"]
 
@@ -31,25 +31,12 @@ SAMPLE_ROWS = 50_000
 
 
 def _files(path: str) -> tuple[list[str], str | None]:
-    """The shard files of ``path`` and the folder for Hive partitions (URIs: every object under it)."""
+    """The shard files of ``path`` and the folder for Hive partitions (None for a glob or a URI:
+    their objects are listed, not walked as folders)."""
     from pathlib import Path
 
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        fs = _filesystem(path)
-        _, base = pafs.FileSystem.from_uri(path)
-        scheme = path.split("://", 1)[0]
-        try:
-            infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
-        except Exception as exc:  # noqa: BLE001
-            raise DataError(f"cannot list data path {path}: {reason(exc)}") from None
-        files = sorted(f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File
-                       and not Path(i.path).name.startswith((".", "_")))
-        if not files:
-            raise DataError(f"data path {path} holds no Parquet files")
-        return files, None
-    return shard_files(path), (path if Path(path).is_dir() else None)
+    files = shard_files(path)
+    return files, (path if not is_uri(path) and Path(path).is_dir() else None)
 
 
 @dataclass
@@ -112,10 +99,11 @@ def plan_shards(*, path: str, target: str = "Class", drop: Sequence[str] = (), t
         raise DataError("split 'time' with a group_column is not supported for sharded data-parallel input yet; "
                         "use split 'stratified' or one worker per trial")
     files, root = _files(where)
-    check_shard_schemas(files, where, _filesystem(files[0]))
+    check_shard_schemas(files, where)
     import pyarrow.dataset as ds
 
-    total = ds.dataset(files, format="parquet", filesystem=_filesystem(files[0])).count_rows()
+    fs, paths = fs_paths(files)
+    total = ds.dataset(paths, format="parquet", filesystem=fs).count_rows()
     every = max(1, math.ceil(total / SAMPLE_ROWS))
     seen, columns = _first_pass(files, root, where, target, time_column, na, every)
     events.emit("data.shard_pass", path=where, rows=seen.rows, files=len(files))
@@ -138,7 +126,8 @@ def plan_shards(*, path: str, target: str = "Class", drop: Sequence[str] = (), t
                      key_columns=tuple(sorted(c for c in columns if c not in partitions)), target=target,
                      positive=positive, split="group" if (group_column and split != "time") else split,
                      seed=seed, fractions=(val_fraction, test_fraction), time_column=time_column, cuts=cuts,
-                     group_column=group_column, amount_column=amount_column, preprocessor=pre, na_values=na)
+                     group_column=group_column, amount_column=amount_column, preprocessor=pre, na_values=na,
+                     partition_columns=tuple(sorted(partitions)))
     sample_y = plan.labels(sample)
     sample_split, _ = plan.assign(sample)
     exempt = [amount_column] if amount_column else []
@@ -153,7 +142,8 @@ def plan_shards(*, path: str, target: str = "Class", drop: Sequence[str] = (), t
 def _file_columns(file: str) -> list[str]:
     import pyarrow.parquet as pq
 
-    return [str(n) for n in pq.read_schema(file, filesystem=_filesystem(file)).names]
+    fs, (on_fs,) = fs_paths([file])
+    return [str(n) for n in pq.read_schema(on_fs, filesystem=fs).names]
 
 
 def _with_full_levels(pre: Preprocessor, texts: dict[str, set[str]]) -> Preprocessor:

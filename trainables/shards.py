@@ -54,12 +54,12 @@ from trainables import events
 from trainables.data import Dataset
 from trainables.preprocess import DataError, Preprocessor, factorize_text
 from trainables.roles import _label_token, amount_values, time_values
-from trainables.tables import reason
+from trainables.tables import fs_paths
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BATCH_ROWS", "HEAD_ROWS", "ShardPlan", "SplitBatches", "StreamedDataset", "decode", "iter_split",
-           "is_sharded", "predict_split", "ray_split", "row_hashes", "split_frame"]
+           "predict_split", "ray_split", "row_hashes", "split_frame"]
 
 #: Rows per record batch of the driver's passes (memory is a few batches).
 BATCH_ROWS = 65_536
@@ -68,18 +68,6 @@ HEAD_ROWS = 100
 SPLIT_NAMES = ("train", "val", "test")
 #: Extra columns of the workers' batches: label, amount.
 Y_COLUMN, AMOUNT_COLUMN, SPLIT_COLUMN = "__tuning_y", "__tuning_amount", "__tuning_split"
-
-
-def is_sharded(path: Any) -> bool:
-    """True for a folder, a glob or a URI prefix of Parquet shards (not one file)."""
-    from pathlib import Path
-
-    from trainables.tables import GLOB_CHARS
-
-    text = str(path)
-    if "://" in text:
-        return not text.lower().endswith((".csv", ".csv.gz", ".parquet", ".pq"))
-    return Path(text).is_dir() or bool(GLOB_CHARS & set(text))
 
 
 # ------------------------------------------------------------------ the rule
@@ -102,6 +90,7 @@ class ShardPlan:
         amount_column: Amount column, copied to each batch's amount.
         preprocessor: The job's fitted conversions.
         na_values: Missing tokens.
+        partition_columns: Columns from ``key=value`` folders (sorted).
     """
 
     files: tuple[str, ...]
@@ -118,6 +107,7 @@ class ShardPlan:
     amount_column: str | None
     preprocessor: Preprocessor
     na_values: tuple[str, ...]
+    partition_columns: tuple[str, ...] = ()
 
     def labels(self, batch: pd.DataFrame) -> np.ndarray:
         """0/1 labels of a batch (DataError on a missing or unknown label)."""
@@ -179,27 +169,14 @@ def _batches(files: Sequence[str], root: str | None, columns: list[str] | None =
     """The shards' rows as pandas batches, in sorted file order (pyarrow, bounded memory)."""
     import pyarrow.dataset as ds
 
-    dataset = ds.dataset(list(files), format="parquet", partitioning="hive", partition_base_dir=root,
-                         filesystem=_filesystem(files[0]))
+    fs, paths = fs_paths(files)
+    dataset = ds.dataset(paths, format="parquet", partitioning="hive", partition_base_dir=root, filesystem=fs)
     # use_threads=False: batches arrive in file order, so positions and the sample are stable.
     for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, use_threads=False):
         if batch.num_rows:
             frame = batch.to_pandas()
             frame.columns = [str(c) for c in frame.columns]
             yield frame
-
-
-def _filesystem(first: str) -> Any:
-    """The pyarrow filesystem of a URI (None for local paths); a one-line error if none fits."""
-    if "://" not in first:
-        return None
-    import pyarrow.fs as pafs
-
-    try:
-        fs, _ = pafs.FileSystem.from_uri(first)
-    except Exception as exc:  # noqa: BLE001 - unknown scheme, missing credentials, no network
-        raise DataError(f"data path {first}: pyarrow cannot open its filesystem ({reason(exc)})") from None
-    return fs
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,6 +209,11 @@ class SplitBatches:
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         batch = batch.reset_index(drop=True)
+        # A shard outside the key=value folders: Ray Data gives its rows no partition
+        # column, where the driver's pyarrow pass gave them a missing value.
+        for name in getattr(self.plan, "partition_columns", ()):  # getattr: plans pickled before
+            if name not in batch.columns:
+                batch[name] = None
         split, _ = self.plan.assign(batch)
         keep = np.isin(split, self.codes)
         rows = batch[keep].reset_index(drop=True)

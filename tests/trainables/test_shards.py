@@ -12,8 +12,8 @@ import pytest
 
 from trainables.data import DataError, make_synthetic
 from trainables.shard_plan import plan_shards
-from trainables.shards import SplitBatches, decode, is_sharded, ray_split, row_hashes
-from trainables.tables import read_table
+from trainables.shards import SplitBatches, decode, ray_split, row_hashes
+from trainables.tables import is_sharded, read_table
 
 from conftest import full_reads
 

@@ -131,7 +131,7 @@ class Spec(Section):
         """True when the job's data is planned over shards rather than read on the driver:
         a data-parallel job (``resources.workers``) on sharded Parquet (a folder, a glob, an
         ``s3://`` prefix); see ``tuning.job.preflight.load_data``."""
-        from trainables.shards import is_sharded
+        from trainables.tables import is_sharded
 
         d = self.data
         return bool(self.resources.workers) and d.source == "file" and d.path is not None \
