@@ -265,8 +265,10 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     booster, progress = _resumed(cfg["resume"], params, dtrain)
     done = booster.num_boosted_rounds()
     nodes = [xgb.collective.broadcast(ray.get_runtime_context().get_node_id(), r) for r in range(world)]
+    # Each worker's GPU ids in rank order, ";" between workers ("0;0": GPU 0 of each node).
+    gpus = [xgb.collective.broadcast(os.environ.get("CUDA_VISIBLE_DEVICES", ""), r) for r in range(world)]
     extra = {"node_id": ",".join(nodes), "restored_from_round": done, "workers": world,
-             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+             "cuda_visible_devices": ";".join(gpus) if any(gpus) else ""}
     whole_val = Part(None, None, None, rows.whole_val_y, rows.whole_val_amount)
     # Scoring time is timed on this worker's validation shard (rank 0's is reported).
     own_val = Part(None, dval, None, rows.val_y)

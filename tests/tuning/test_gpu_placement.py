@@ -1,11 +1,12 @@
-"""GPU placement on a CPU-only machine: a Ray node that declares logical GPUs.
+"""GPU placement on a CPU-only machine: Ray nodes that declare logical GPUs.
 
 Each trial asks for half a GPU, so Ray must pack two trials per GPU and never run
 more than four at once on a node with two GPUs. The trials train on the CPU
 (``TUNING_FORCE_CPU=1``) and report the ``CUDA_VISIBLE_DEVICES`` Ray gave them,
 which the tracker logs as a child-run tag. Concurrency is measured from the child
 runs' start and end times in MLflow; trials are held at round 150 (trainables.events)
-until four run at once, so the limit is reached on any machine.
+until four run at once, so the limit is reached on any machine. A data-parallel trial's
+Ray Train workers each hold a GPU share on their own node, reported per worker.
 """
 
 from __future__ import annotations
@@ -89,3 +90,36 @@ def test_a_gpu_share_trains_on_cuda_unless_forced_to_cpu(monkeypatch, share, for
     else:
         monkeypatch.setenv(FORCE_CPU_ENV, force)
     assert device_for(share) == device
+
+
+@pytest.mark.slow
+def test_data_parallel_workers_each_get_their_gpu_share(tmp_path):
+    """``resources: {workers: 2, cpu: 0.9, gpu: 0.5}``: both Ray Train workers on the one
+    2-CPU, 1-GPU node, each holding half of its GPU; the head has no GPU.
+
+    Ray Train sets each worker's ``CUDA_VISIBLE_DEVICES``; the trial reports every
+    worker's (rank order, ``;`` between workers) and the tracker tags the child run.
+    The workers train on the CPU (``TUNING_FORCE_CPU=1``): the GPU is logical.
+    (``cpu: 0.9``: the trial's 0.1-CPU coordinator may sit on the GPU node too.)
+    """
+    uri = new_store(tmp_path)
+    spec = {
+        "name": "dp-gpu",
+        "data": {"rows": 4000, "fraud_rate": 0.04, "seed": 2, "min_positives": 5},
+        "search_space": {"eta": {"type": "loguniform", "low": 0.05, "high": 0.3}, "max_depth": 4},
+        "search": {"algorithm": "random", "seed": 1},
+        "scheduler": {"type": "fifo"},
+        "training": {"num_boost_round": 10, "report_every": 5},
+        "evaluation": {"cv": 1},
+        "budget": {"num_samples": 1},
+        "resources": {"workers": 2, "cpu": 0.9, "gpu": 0.5},
+        "tracking": {"tracking_uri": uri, "log_model": False},
+        "storage": {"path": str(tmp_path / "runs")},
+    }
+    summary = run_on_cluster({"spec": spec, "head": {"num_cpus": 1},
+                              "workers": [{"num_cpus": 2, "num_gpus": 1}]},
+                             tmp_path, extra_env={"TUNING_FORCE_CPU": "1"}, timeout=600)
+    assert [t["status"] for t in summary["trials"]] == ["FINISHED"]
+    (run,) = child_runs(uri, summary)
+    assert run.data.tags["ray.node_id"].split(",") == summary["worker_node_ids"] * 2
+    assert run.data.tags["ray.cuda_visible_devices"] == "0;0"  # both workers on GPU 0
