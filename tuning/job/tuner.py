@@ -129,6 +129,37 @@ def concurrency(spec: Spec) -> int:
     return max(1, min(fit, spec.budget.max_concurrent or fit))
 
 
+def placement_warning(spec: Spec, nodes: list[dict[str, float]], at_once: int) -> str | None:
+    """Why data-parallel trials may never start on these nodes (their Ray resources), or None.
+
+    Ray places each trial's coordinator (0.1 CPU) on any node with room. On a node whose
+    CPUs the workers fill exactly, a coordinator takes a worker's place; when the places
+    left cannot hold the workers of the ``at_once`` trials, a Train run waits for a place
+    that never comes (Ray Train's worker-group start times out, again and again).
+    """
+    from trainables.data_parallel import COORDINATOR_CPU
+
+    r = spec.resources
+    if not r.workers or r.cpu <= 0:
+        return None
+
+    def places(cpus: float, gpus: float) -> int:  # workers a node holds
+        n = int(cpus // r.cpu + 1e-9)
+        return min(n, int(gpus // r.gpu + 1e-9)) if r.gpu > 0 else n
+
+    hosts = [(n.get("CPU", 0.0), n.get("GPU", 0.0)) for n in nodes]
+    tight = sum(1 for c, g in hosts if places(c - COORDINATOR_CPU, g) < places(c, g))
+    # At worst each coordinator sits on its own tight node and costs it one place.
+    left = sum(places(c, g) for c, g in hosts) - min(at_once, tight)
+    if left >= at_once * r.workers:
+        return None
+    return (f"resources.cpu {r.cpu:g} per worker fills the CPUs of {tight} node(s) exactly: a trial's "
+            f"{COORDINATOR_CPU:g}-CPU coordinator placed there takes a worker's place, and the workers "
+            f"of {at_once} trial(s) at once ({at_once * r.workers}) may then never all be placed (a Ray "
+            f"Train run waits); leave {COORDINATOR_CPU:g} CPU spare, e.g. resources.cpu "
+            f"{max(r.cpu - COORDINATOR_CPU, 0.0):g}")
+
+
 def capped(search_alg: Any, spec: Spec) -> Any:
     """``search_alg``, a variant generator capped at :func:`concurrency` for data-parallel trials.
 
@@ -174,6 +205,10 @@ def build_tuner(spec: Spec, data: Any, experiment_dir: Path, callbacks: list,
     warning = concurrency_warning(spec, at_once)
     if warning:
         logger.warning("%s", warning)
+    placement = placement_warning(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")],
+                                  at_once) if spec.resources.workers else None
+    if placement:
+        logger.warning("%s", placement)
     stopper = stopper or build_stopper(spec)
     tune_config = tune.TuneConfig(
         metric=spec.objective.tune_key,

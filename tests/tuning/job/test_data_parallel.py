@@ -159,6 +159,28 @@ def test_workers_must_be_positive_and_data_parallel_trials_need_one_holdout():
         data_parallel_trainable(spec, None, None)
 
 
+@pytest.mark.parametrize(("nodes", "resources", "warns"), [
+    # Seen for real (tests/tuning/test_gpu_placement.py before cpu: 0.9): a coordinator on
+    # one GPU node left one place for two workers, and the Train run never started.
+    ([{"CPU": 1}, {"CPU": 1, "GPU": 1}, {"CPU": 1, "GPU": 1}], {"cpu": 1, "gpu": 0.5}, True),
+    ([{"CPU": 1}, {"CPU": 1, "GPU": 1}, {"CPU": 1, "GPU": 1}], {"cpu": 0.9, "gpu": 0.5}, False),
+    ([{"CPU": 1}, {"CPU": 1}, {"CPU": 1}], {"cpu": 1}, False),  # 3 places, one trial: one to spare
+    ([{"CPU": 2}], {"cpu": 1}, True),  # one 2-core machine
+    ([{"CPU": 2}], {"cpu": 0.9}, False),
+])
+def test_a_coordinator_that_may_take_a_workers_place_is_warned_about(nodes, resources, warns):
+    from tuning.job.tuner import placement_warning
+
+    spec = parse_spec({**JOB, "data": {"source": "synthetic"},
+                       "resources": {"workers": 2, **resources}})
+    message = placement_warning(spec, nodes, at_once=1)
+    assert (message is not None) == warns, message
+    if warns:
+        assert f"resources.cpu {resources['cpu'] - 0.1:g}" in message and "\n" not in message
+    one_process = {k: v for k, v in JOB.items() if k != "resources"}
+    assert placement_warning(parse_spec({**one_process, "data": {"source": "synthetic"}}), nodes, 1) is None
+
+
 def test_the_report_draws_the_test_curves_without_reading_the_shards(dp_job, tmp_path, job_events):
     from trainables.events import read_events
     from tuning.report.build import build_report
