@@ -4,6 +4,7 @@ with one-line errors; local, or a URI (``s3://``, ``gs://``) read through pyarro
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import os
 from collections.abc import Sequence
@@ -164,8 +165,6 @@ def shard_files(path: str) -> list[str]:
 
 def _uri_files(uri: str) -> list[str]:
     """Objects under a URI prefix, or matching a URI glob, as sorted URIs (hidden names skipped)."""
-    import fnmatch
-
     import pyarrow.fs as pafs
 
     fs = filesystem_of(uri)
@@ -179,12 +178,22 @@ def _uri_files(uri: str) -> list[str]:
         infos = []
     except Exception as exc:  # noqa: BLE001 - missing bucket, no access, no network
         raise DataError(f"cannot list data path {uri}: {reason(exc)}") from None
-    hidden = (lambda p: any(part.startswith(IGNORED_PREFIXES) for part in p[len(base):].split("/")))
     files = sorted(f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File
-                   and not hidden(i.path) and (pattern is None or fnmatch.fnmatchcase(i.path, pattern)))
+                   and not any(part.startswith(IGNORED_PREFIXES) for part in i.path[len(base):].split("/"))
+                   and (pattern is None or _glob_match(i.path.split("/"), pattern.split("/"))))
     if not files:
         raise DataError(f"data path {uri} {'matches no object' if pattern else 'holds no Parquet files'}")
     return files
+
+
+def _glob_match(parts: list[str], patterns: list[str]) -> bool:
+    """Path segments against a glob's, as ``glob.glob(recursive=True)`` matches: ``*`` within
+    one segment, ``**`` any number of them (``fnmatch`` alone lets ``*`` cross a ``/``)."""
+    if not patterns:
+        return not parts
+    if patterns[0] == "**":
+        return any(_glob_match(parts[i:], patterns[1:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], patterns[0]) and _glob_match(parts[1:], patterns[1:])
 
 
 def check_shard_schemas(files: list[str], path: str) -> None:

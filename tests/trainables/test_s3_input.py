@@ -89,9 +89,12 @@ def test_a_prefix_and_a_glob_read_as_the_folder(s3):
     prefix = read_table(f"s3://{BUCKET}/shards/")
     pd.testing.assert_frame_equal(prefix, read_table(local / "shards"))
     assert prefix["day"].notna().sum() == 1000
-    top = read_table(f"s3://{BUCKET}/shards/part-*.parquet")  # not the sub-folder's shard
-    pd.testing.assert_frame_equal(top, read_table(str(local / "shards" / "part-*.parquet")))
-    assert len(top) == 2000
+    # A glob matches as on disk: * within one folder, ** across any number of them.
+    for pattern, rows in (("part-*.parquet", 2000), ("*.parquet", 2000), ("**/*.parquet", 3000),
+                          ("*/part-*.parquet", 1000)):
+        got = read_table(f"s3://{BUCKET}/shards/{pattern}")
+        pd.testing.assert_frame_equal(got, read_table(str(local / "shards" / pattern)))
+        assert len(got) == rows, pattern
 
 
 def test_a_job_on_an_s3_prefix_splits_as_on_the_folder(s3):
