@@ -116,6 +116,8 @@ class DataParallelTrial(tune.Trainable):
         self.resume: dict[str, bytes] | None = None  # checkpoint files, from load_checkpoint
         self.latest = None  # rank 0's last Train checkpoint
         self.queue = self.thread = self.controller = self.failure = None
+        self.placement_groups: list[Any] = []  # the Train run's worker placement group(s)
+        self.finished = False  # the run gave its last report
 
     def step(self) -> dict[str, Any]:
         if self.thread is None:
@@ -124,6 +126,9 @@ class DataParallelTrial(tune.Trainable):
             kind, payload = self._next()
             if kind == "controller":
                 self.controller = payload
+            elif kind == "placement_group":
+                self.placement_groups.append(payload)
+                events.emit("trial.placement_group", trial=self.trial_id, id=payload.id.hex())
             else:
                 metrics, checkpoint = payload
                 result = dict(metrics)
@@ -132,6 +137,7 @@ class DataParallelTrial(tune.Trainable):
                     result["should_checkpoint"] = True
                 if result.get("training_done"):
                     result["done"] = True
+                    self.finished = True
                 return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> str | None:
@@ -148,7 +154,10 @@ class DataParallelTrial(tune.Trainable):
         return False  # each trial starts its own Train run; nothing to reuse
 
     def cleanup(self) -> None:
-        # A stopped (or failed) trial: abort the Train run so its placement group goes.
+        # A finished run ends by itself (the controller removes its placement group); a
+        # stopped (or failed) trial's run is aborted, which removes it too.
+        if self.thread is not None and self.finished:
+            self.thread.join(timeout=120)
         if self.thread is not None and self.thread.is_alive() and self.controller is not None:
             import ray
 
@@ -158,6 +167,28 @@ class DataParallelTrial(tune.Trainable):
                 logger.debug("Train controller abort", exc_info=True)
         if self.thread is not None:
             self.thread.join(timeout=60)
+        self._remove_placement_groups()
+
+    def _remove_placement_groups(self) -> None:
+        """Remove the Train run's placement group if it outlived the run.
+
+        A controller that dies before it removes its own (an abort that timed out under
+        load, Tune ending this actor and, with it, the controller it owns) leaves the
+        workers' CPUs reserved for the rest of the session: Ray Train's cleaner actor
+        notices a dead controller only through the state API, which a Ray without its
+        dashboard does not serve. Seen in CI: a leaked 2 x 0.9-CPU group on 2 cores
+        starved the refit's Ray Data tasks until the test timed out.
+        """
+        from ray.util.placement_group import placement_group_table, remove_placement_group
+
+        for pg in self.placement_groups:
+            try:
+                if placement_group_table(pg).get("state") != "REMOVED":
+                    remove_placement_group(pg)
+                    logger.info("removed the placement group a Train run left behind (%s)", pg.id.hex())
+            except Exception:  # noqa: BLE001 - the cluster may be going away; nothing to keep
+                logger.debug("placement group cleanup", exc_info=True)
+        self.placement_groups = []
 
     def _start(self) -> None:
         from ray.util.queue import Queue
@@ -215,9 +246,13 @@ def _trainer(loop_config: dict[str, Any], workers: Workers, name: str, queue: An
 
 def _relay(queue: Any) -> Any:
     """A Train controller callback that hands its handle and every report to ``queue``."""
-    from ray.train.v2._internal.execution.callback import ControllerCallback, ReportCallback
+    from ray.train.v2._internal.execution.callback import (
+        ControllerCallback,
+        ReportCallback,
+        WorkerGroupCallback,
+    )
 
-    class _Relay(ControllerCallback, ReportCallback):
+    class _Relay(ControllerCallback, ReportCallback, WorkerGroupCallback):
         def __init__(self, queue: Any) -> None:
             self.queue = queue
 
@@ -225,6 +260,14 @@ def _relay(queue: Any) -> Any:
             import ray
 
             self.queue.put(("controller", ray.get_runtime_context().current_actor))
+
+        def after_worker_group_start(self, worker_group: Any) -> None:
+            # For the coordinator's cleanup (DataParallelTrial._remove_placement_groups).
+            try:
+                pg = worker_group.get_worker_group_state().placement_group_handle.placement_group
+            except AttributeError:  # another Ray Train layout: its own cleanup only
+                return
+            self.queue.put(("placement_group", pg))
 
         def after_report(self, training_report: Any, metrics: Any) -> None:
             # Every worker reports the same metrics (they share the booster and the scores).

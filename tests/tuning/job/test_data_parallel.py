@@ -159,6 +159,38 @@ def test_workers_must_be_positive_and_data_parallel_trials_need_one_holdout():
         data_parallel_trainable(spec, None, None)
 
 
+def test_no_train_placement_group_outlives_its_trial(dp_job):
+    """Both Train runs of the trial (the failed one and its retry) handed their worker
+    placement group to the coordinator, and none is still reserved after the job."""
+    from ray.util.placement_group import placement_group_table
+
+    _, _, _, events = dp_job
+    recorded = [e["id"] for e in events if e["event"] == "trial.placement_group"]
+    assert len(recorded) == 2, recorded  # the run that failed at round 8, then its retry
+    table = placement_group_table()
+    assert {table[pg]["state"] for pg in recorded} == {"REMOVED"}
+    assert all(t["state"] == "REMOVED" for t in table.values()), "no group of the job kept"
+
+
+def test_a_placement_group_left_by_a_dead_run_is_removed_by_the_coordinator(ray_session):
+    """The coordinator's safety net, on a real group: what a controller that died before
+    removing its own would leave (Ray Train's cleaner cannot see it die without the
+    dashboard's state API)."""
+    from ray.util.placement_group import placement_group, placement_group_table
+
+    from trainables.data_parallel import DataParallelTrial
+
+    pg = placement_group([{"CPU": 0.01}])
+    ray_session.get(pg.ready(), timeout=60)
+    trial = DataParallelTrial.__new__(DataParallelTrial)  # no Tune actor: the method alone
+    trial.placement_groups = [pg]
+    trial._remove_placement_groups()
+    assert placement_group_table(pg)["state"] == "REMOVED"
+    assert trial.placement_groups == []
+    trial.placement_groups = [pg]
+    trial._remove_placement_groups()  # already removed: nothing to do, no error
+
+
 @pytest.mark.parametrize(("nodes", "resources", "warns"), [
     # Seen for real (tests/tuning/test_gpu_placement.py before cpu: 0.9): a coordinator on
     # one GPU node left one place for two workers, and the Train run never started.
