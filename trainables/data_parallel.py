@@ -117,7 +117,6 @@ class DataParallelTrial(tune.Trainable):
         self.latest = None  # rank 0's last Train checkpoint
         self.queue = self.thread = self.controller = self.failure = None
         self.placement_groups: list[Any] = []  # the Train run's worker placement group(s)
-        self.finished = False  # the run gave its last report
 
     def step(self) -> dict[str, Any]:
         if self.thread is None:
@@ -137,7 +136,6 @@ class DataParallelTrial(tune.Trainable):
                     result["should_checkpoint"] = True
                 if result.get("training_done"):
                     result["done"] = True
-                    self.finished = True
                 return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> str | None:
@@ -154,10 +152,8 @@ class DataParallelTrial(tune.Trainable):
         return False  # each trial starts its own Train run; nothing to reuse
 
     def cleanup(self) -> None:
-        # A finished run ends by itself (the controller removes its placement group); a
-        # stopped (or failed) trial's run is aborted, which removes it too.
-        if self.thread is not None and self.finished:
-            self.thread.join(timeout=120)
+        # A run still going (a stopped trial's, or a finished one's winding down) is
+        # aborted: its controller removes the workers' placement group, and exits.
         if self.thread is not None and self.thread.is_alive() and self.controller is not None:
             import ray
 
