@@ -169,7 +169,10 @@ def test_no_train_placement_group_outlives_its_trial(dp_job):
     assert len(recorded) == 2, recorded  # the run that failed at round 8, then its retry
     table = placement_group_table()
     assert {table[pg]["state"] for pg in recorded} == {"REMOVED"}
-    assert all(t["state"] == "REMOVED" for t in table.values()), "no group of the job kept"
+    # The refit's Train group too: every group of 0.9-CPU workers (this file's jobs only;
+    # other files' groups on the session's Ray are not this test's subject).
+    workers = [t for t in table.values() if any(b.get("CPU") == 0.9 for b in t["bundles"].values())]
+    assert len(workers) >= 3 and {t["state"] for t in workers} == {"REMOVED"}, workers
 
 
 def test_a_placement_group_left_by_a_dead_run_is_removed_by_the_coordinator(ray_session):
